@@ -1,0 +1,137 @@
+"""The ``launch`` command line: parse, call one core function, render.
+
+This is the only module that imports click. Heavy modules (docker, pandas, rich,
+matplotlib, ray) are imported inside the commands that need them so that
+``launch --help`` stays instant. Errors become one line and an exit code in
+:func:`main`, and nowhere else.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from launcher.errors import EXIT_INTERRUPTED, LauncherError
+
+if TYPE_CHECKING:
+    from launcher.overrides import Overrides
+    from launcher.spec import SweepSpec
+
+F = TypeVar("F", bound=Callable[..., Any])
+DEFAULT_COMMAND = "run"
+
+
+class DefaultGroup(click.Group):
+    """``launch SWEEP ...`` means ``launch run SWEEP ...``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        first = next((a for a in args if a not in ("--debug",)), None)
+        if first is not None and not first.startswith("-") and first not in self.commands:
+            args = list(args)
+            args.insert(args.index(first), DEFAULT_COMMAND)
+        return super().parse_args(ctx, args)
+
+
+def sweep_options(func: F) -> F:
+    """The overrides every command that reads a sweep file accepts."""
+    options = [
+        click.option("--replicas", type=click.IntRange(min=None), help="Runs per configuration."),
+        click.option("--seed", type=int, help="Base seed (replica r gets seed+r unless "
+                     "seed_mode is fixed)."),
+        click.option("--set", "sets", multiple=True, metavar="KEY.PATH=VALUE",
+                     help="Override any sweep key, e.g. --set resources.cpus=2 (repeatable)."),
+        click.option("--host", "hosts", multiple=True, metavar="URL[,slots=N][,name=NAME]",
+                     help="A Docker host; replaces the file's hosts (repeatable)."),
+        click.option("--hosts", "hosts_file", type=click.Path(dir_okay=False), metavar="FILE",
+                     help="Read the host list from a YAML file."),
+        click.option("--backend", type=click.Choice(["docker", "ray"]),
+                     help="Where trials run."),
+        click.option("--ray-address", metavar="auto|ray://HOST:PORT",
+                     help="An existing Ray cluster (implies nothing without --backend ray)."),
+        click.option("--results", metavar="DIR", help="Results root directory."),
+        click.option("--max-parallel", type=int, help="At most this many trials at once."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def overrides_from(kwargs: dict[str, Any]) -> Overrides:
+    from launcher.overrides import Overrides
+
+    return Overrides(
+        replicas=kwargs.pop("replicas"), seed=kwargs.pop("seed"), sets=kwargs.pop("sets"),
+        hosts=kwargs.pop("hosts"), hosts_file=kwargs.pop("hosts_file"),
+        backend=kwargs.pop("backend"), ray_address=kwargs.pop("ray_address"),
+        results=kwargs.pop("results"), max_parallel=kwargs.pop("max_parallel"))
+
+
+def load(path: str, kwargs: dict[str, Any]) -> SweepSpec:
+    """Load the sweep with the command line's overrides and print its warnings."""
+    from launcher.spec import load_sweep
+
+    spec = load_sweep(path, overrides_from(kwargs))
+    for warning in spec.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    return spec
+
+
+@click.group(cls=DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
+@click.version_option(package_name="launcher", prog_name="launch")
+def cli(debug: bool) -> None:
+    """Run one ML experiment image at scale.
+
+    \b
+    launch SWEEP.yaml [--replicas N] ...   run a sweep (same as `launch run`)
+    launch plan SWEEP.yaml                 show the trials without running them
+
+    Exit codes: 0 success, 1 runtime error or failed trials, 2 bad command line or
+    sweep file, 130 interrupted.
+    """
+
+
+@cli.command()
+@click.argument("sweep", type=click.Path())
+@sweep_options
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
+              show_default=True, help="Output format.")
+def plan(sweep: str, fmt: str, **kwargs: Any) -> None:
+    """Validate SWEEP and list its trials, without touching Docker."""
+    from launcher.plan import expand
+    from launcher.views import print_plan
+
+    spec = load(sweep, kwargs)
+    print_plan(spec, expand(spec), fmt, sys.stdout)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: every error becomes one line and an exit code here."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args or os.environ.get("LAUNCH_DEBUG") == "1"
+    try:
+        code = cli.main(args=args, prog_name="launch", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("launch: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except LauncherError as e:
+        if debug:
+            raise
+        click.echo(f"launch: error: {e}", err=True)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        click.echo("launch: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except BrokenPipeError:
+        # `launch plan ... | head`: the reader went away; that is not an error.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
+    # Commands return their exit code (None is success); click returns 0 after --help.
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,214 @@
+"""Validation of the launcher's own sweep-file sections: image, hosts, resources, env, mounts."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from launcher.schema import Reader, scalar_text
+from launcher.units import parse_memory
+from launcher.yamlfile import KeyPath
+
+HOST_SCHEMES = ("local", "unix://", "tcp://", "ssh://", "context:")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_HOST_NAME = re.compile(r"[A-Za-z0-9._-]+")
+_ENVVAR = re.compile(r"\$\{envvar:([A-Za-z_][A-Za-z0-9_]*)\}")
+MIN_MEMORY = 6 * 1024 * 1024  # Docker refuses containers with less
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """A prebuilt ``tag``, or a build of ``dockerfile`` in ``context`` with ``args``."""
+
+    tag: str | None = None
+    context: str | None = None  # absolute; None: the sweep file's project (found at build)
+    dockerfile: str = "Dockerfile"
+    args: tuple[tuple[str, str], ...] = ()
+    requirements: tuple[str, ...] | None = None  # None: the usual places in the context
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """One Docker host as written in the sweep: where it is and how many trials it runs."""
+
+    url: str
+    name: str
+    slots: int | None = None
+    cert_path: str | None = None
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpus: float = 1.0
+    memory: int = 2 * 1024**3
+    pids: int = 512
+    gpus: int = 0
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A read-only data input: a named volume, or (local host only) a bind of a local path."""
+
+    kind: str  # "volume" | "bind"
+    source: str
+    target: str
+
+
+def parse_image(reader: Reader, raw: object, base: Path) -> ImageSpec:
+    if raw is None:
+        return ImageSpec()
+    if isinstance(raw, str):
+        return ImageSpec(tag=raw)
+    image = reader.mapping(raw, ("image",))
+    reader.check_keys(image, ("image",), ("build", "tag"))
+    if "build" in image and "tag" in image:
+        raise reader.error(("image",), "give either image.build or image.tag, not both")
+    if "tag" in image:
+        return ImageSpec(tag=reader.string(image["tag"], ("image", "tag")))
+    at: KeyPath = ("image", "build")
+    build = reader.mapping(image.get("build") or {}, at)
+    reader.check_keys(build, at, ("context", "dockerfile", "args", "requirements"))
+    context = None
+    if "context" in build:
+        context = str((base / reader.string(build["context"], (*at, "context"))).resolve())
+    args = reader.mapping(build.get("args") or {}, (*at, "args"))
+    requirements = None
+    if "requirements" in build:
+        requirements = reader.string_list(build["requirements"], (*at, "requirements"))
+    return ImageSpec(
+        context=context,
+        dockerfile=reader.string(build.get("dockerfile", "Dockerfile"), (*at, "dockerfile")),
+        args=tuple((str(k), scalar_text(v)) for k, v in args.items()),
+        requirements=requirements,
+    )
+
+
+def parse_hosts(reader: Reader, raw: object, at: KeyPath, base: Path) -> tuple[HostSpec, ...]:
+    if not isinstance(raw, list) or not raw:
+        raise reader.error(at, "must be a non-empty list of hosts")
+    hosts: list[HostSpec] = []
+    for i, entry in enumerate(raw):
+        hosts.append(_host(reader, entry, (*at, i), base, [h.name for h in hosts]))
+    urls = [h.url for h in hosts]
+    for i, url in enumerate(urls):
+        if url in urls[:i]:
+            raise reader.error((*at, i), f"host {url} is listed twice")
+    return tuple(hosts)
+
+
+def _host(reader: Reader, entry: object, at: KeyPath, base: Path, taken: list[str]) -> HostSpec:
+    if isinstance(entry, str):
+        entry = {"url": entry}
+    host = reader.mapping(entry, at)
+    reader.check_keys(host, at, ("url", "name", "slots", "cert_path"))
+    url = reader.string(host.get("url"), (*at, "url"))
+    if not url.startswith(HOST_SCHEMES) or (url != "local" and url.startswith("local")):
+        raise reader.error((*at, "url"), f"host URL {url!r} must be local, unix://PATH, "
+                           "tcp://HOST:PORT, ssh://USER@HOST or context:NAME")
+    slots = reader.integer(host["slots"], (*at, "slots"), minimum=1) if "slots" in host else None
+    cert_path = None
+    if "cert_path" in host:
+        cert_path = str((base / reader.string(host["cert_path"], (*at, "cert_path")))
+                        .expanduser())
+    name = reader.string(host["name"], (*at, "name")) if "name" in host else _default_name(
+        url, taken)
+    if not _HOST_NAME.fullmatch(name):
+        raise reader.error((*at, "name"), f"host name {name!r} must match [A-Za-z0-9._-]+")
+    if name in taken:
+        raise reader.error((*at, "name"), f"host name {name!r} is used twice")
+    return HostSpec(url=url, name=name, slots=slots, cert_path=cert_path)
+
+
+def _default_name(url: str, taken: list[str]) -> str:
+    """A short table-friendly name: local, the host part of a URL, or the context name."""
+    if url == "local":
+        name = "local"
+    elif url.startswith("context:"):
+        name = url.split(":", 1)[1]
+    elif url.startswith("unix://"):
+        path = Path(url[len("unix://"):])
+        name = path.parent.name if path.stem == "docker" and path.parent.name else path.stem
+    else:
+        name = urlsplit(url).hostname or url
+    name = re.sub(r"[^A-Za-z0-9._-]", "-", name) or "host"
+    candidate, n = name, 2
+    while candidate in taken:
+        candidate, n = f"{name}-{n}", n + 1
+    return candidate
+
+
+def parse_resources(reader: Reader, raw: object) -> Resources:
+    if raw is None:
+        return Resources()
+    res = reader.mapping(raw, ("resources",))
+    reader.check_keys(res, ("resources",), ("cpus", "memory", "pids", "gpus"))
+    out = Resources()
+    cpus = reader.number(res.get("cpus", out.cpus), ("resources", "cpus"), positive=True)
+    memory = out.memory
+    if "memory" in res:
+        try:
+            memory = parse_memory(res["memory"])
+        except ValueError as e:
+            raise reader.error(("resources", "memory"), str(e)) from None
+        if memory < MIN_MEMORY:
+            raise reader.error(("resources", "memory"), "must be at least 6m (Docker's minimum)")
+    pids = reader.integer(res.get("pids", out.pids), ("resources", "pids"), minimum=1)
+    gpus = reader.integer(res.get("gpus", out.gpus), ("resources", "gpus"), minimum=0)
+    return Resources(cpus=cpus, memory=memory, pids=pids, gpus=gpus)
+
+
+def parse_env(reader: Reader, raw: object) -> tuple[tuple[str, str], ...]:
+    if raw is None:
+        return ()
+    env = reader.mapping(raw, ("env",))
+    out = []
+    for name, value in env.items():
+        if not _ENV_NAME.fullmatch(name):
+            raise reader.error(("env", name), f"{name!r} is not a valid environment name")
+        if name.startswith("LAUNCH_"):
+            raise reader.error(("env", name), "LAUNCH_* names are set by the launcher")
+        if isinstance(value, dict | list) or value is None:
+            raise reader.error(("env", name), "must be a string, number or boolean")
+        out.append((name, scalar_text(value)))
+    return tuple(out)
+
+
+def envvar_references(env: tuple[tuple[str, str], ...]) -> list[str]:
+    """Launcher environment variables that ``${envvar:NAME}`` env values read."""
+    return [m.group(1) for _, value in env for m in _ENVVAR.finditer(value)]
+
+
+def resolve_env(env: tuple[tuple[str, str], ...], environ: dict[str, str] | Any) -> dict[str, str]:
+    """Substitute ``${envvar:NAME}``; such values live only in memory, never on disk."""
+    missing = [n for n in envvar_references(env) if n not in environ]
+    if missing:
+        raise ValueError(f"env uses ${{envvar:{missing[0]}}} but {missing[0]} is not set in "
+                         "the launcher's environment")
+    return {name: _ENVVAR.sub(lambda m: str(environ[m.group(1)]), value) for name, value in env}
+
+
+def parse_mounts(reader: Reader, raw: object, base: Path) -> tuple[Mount, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise reader.error(("mounts",), "must be a list of {volume|bind, target}")
+    mounts = []
+    for i, entry in enumerate(raw):
+        at: KeyPath = ("mounts", i)
+        m = reader.mapping(entry, at)
+        reader.check_keys(m, at, ("volume", "bind", "target"))
+        if ("volume" in m) == ("bind" in m):
+            raise reader.error(at, "give exactly one of volume: NAME or bind: PATH")
+        target = reader.string(m.get("target"), (*at, "target"))
+        if not target.startswith("/") or target.rstrip("/") in ("", "/outputs", "/tmp"):
+            raise reader.error((*at, "target"), "must be an absolute path other than /, "
+                               "/tmp and /outputs")
+        if "volume" in m:
+            mounts.append(Mount("volume", reader.string(m["volume"], (*at, "volume")), target))
+        else:
+            source = str((base / reader.string(m["bind"], (*at, "bind"))).resolve())
+            mounts.append(Mount("bind", source, target))
+    return tuple(mounts)

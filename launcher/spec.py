@@ -1,0 +1,287 @@
+"""The sweep file: read, apply command-line overrides, validate, build a frozen SweepSpec.
+
+The format is a superset of the Weights & Biases sweep format (``method``, ``metric``,
+``parameters``, ``program``, ``command``, ...) plus the launcher's own keys (``image``,
+``replicas``, ``hosts``, ``resources``, ...). Precedence: command line > file > defaults.
+Every problem is a :class:`SweepError` pointing at the file and line of the key.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from launcher.command import check_template
+from launcher.errors import SweepError
+from launcher.overrides import Overrides, apply_overrides
+from launcher.parameters import GRID_KINDS, ParamSpec, parse_parameters
+from launcher.schema import Reader, scalar_text
+from launcher.sections import (
+    HostSpec,
+    ImageSpec,
+    Mount,
+    Resources,
+    parse_env,
+    parse_hosts,
+    parse_image,
+    parse_mounts,
+    parse_resources,
+)
+from launcher.units import parse_duration, parse_memory
+from launcher.yamlfile import YamlDoc, read_yaml_file
+
+MAX_TRIALS = 1_000_000
+NAME_PATTERN = re.compile(r"[A-Za-z0-9._-]+")
+WANDB_KEYS = ("method", "run_cap", "metric", "program", "command", "name", "description",
+              "parameters")
+WANDB_SERVICE_KEYS = ("project", "entity", "early_terminate")
+LAUNCHER_KEYS = ("image", "replicas", "seed", "seed_mode", "hosts", "backend", "ray",
+                 "resources", "timeout", "deadline", "stop_grace", "retries",
+                 "no_retry_exit_codes", "max_consecutive_failures", "network", "env",
+                 "outputs", "results", "max_parallel", "mounts", "user", "log_limit",
+                 "outputs_limit")
+TOP_KEYS = (*WANDB_KEYS, *WANDB_SERVICE_KEYS, *LAUNCHER_KEYS)
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    goal: str  # "minimize" | "maximize"
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A validated sweep: everything needed to plan and launch, nothing resolved yet."""
+
+    name: str
+    parameters: tuple[ParamSpec, ...]
+    method: str = "grid"
+    description: str = ""
+    run_cap: int | None = None
+    metric: Metric | None = None
+    program: str | None = None
+    command: tuple[str, ...] | None = None
+    image: ImageSpec = field(default_factory=ImageSpec)
+    replicas: int = 1
+    seed: int = 0
+    seed_mode: str = "distinct"
+    hosts: tuple[HostSpec, ...] = (HostSpec("local", "local"),)
+    backend: str = "docker"
+    ray_address: str | None = None
+    resources: Resources = field(default_factory=Resources)
+    timeout: float | None = None
+    deadline: float | None = None
+    stop_grace: float = 10.0
+    retries: int = 0
+    no_retry_exit_codes: tuple[int, ...] = ()
+    max_consecutive_failures: int | None = None
+    network: str = "none"
+    env: tuple[tuple[str, str], ...] = ()
+    outputs: bool = True
+    results: str = "results"
+    max_parallel: int | None = None
+    mounts: tuple[Mount, ...] = ()
+    user: str | None = None
+    log_limit: int = 2 * 1024 * 1024
+    outputs_limit: int = 256 * 1024 * 1024
+    source_path: str | None = None
+    source_text: str = ""
+    overrides: Overrides = field(default_factory=Overrides)
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def base_dir(self) -> Path:
+        """Relative paths in the file (build context, mounts) are relative to this."""
+        return Path(self.source_path).parent if self.source_path else Path.cwd()
+
+    def configurations(self) -> int:
+        """How many configurations the plan has (before replicas)."""
+        if self.method == "random":
+            assert self.run_cap is not None
+            return self.run_cap
+        size = 1
+        for p in self.parameters:
+            size *= p.grid_size()
+        return min(size, self.run_cap) if self.run_cap else size
+
+
+def load_sweep(path: str | Path, overrides: Overrides | None = None) -> SweepSpec:
+    """Read, override and validate a sweep file. Raises SweepError (exit code 2)."""
+    doc = read_yaml_file(path)
+    text = Path(path).read_text(encoding="utf-8")
+    return build_spec(doc, overrides or Overrides(), source_path=str(Path(path).resolve()),
+                      source_text=text, default_name=Path(path).stem)
+
+
+def build_spec(doc: YamlDoc, overrides: Overrides, *, source_path: str | None = None,
+               source_text: str = "", default_name: str = "sweep") -> SweepSpec:
+    if doc.data is None:
+        raise SweepError("the sweep file is empty", path=doc.path)
+    if not isinstance(doc.data, dict):
+        raise SweepError("the top level of a sweep file must be a mapping of keys "
+                         f"(got a {type(doc.data).__name__})", path=doc.path, line=1)
+    data, overridden = apply_overrides(doc, overrides)
+    reader = Reader(doc, overridden)
+    reader.check_keys(data, (), TOP_KEYS)
+    warnings = tuple(f"{key!r} only means something to the W&B service; ignored"
+                     for key in WANDB_SERVICE_KEYS if key in data)
+    spec = SweepSpec(
+        name=_name(reader, data, default_name),
+        parameters=parse_parameters(reader, data.get("parameters", {}), ("parameters",)),
+        description=str(data.get("description") or ""),
+        **_method(reader, data),
+        **_command(reader, data),
+        **_launcher_keys(reader, data, source_path),
+        source_path=source_path, source_text=source_text, overrides=overrides,
+        warnings=warnings,
+    )
+    _check_plan_size(reader, spec)
+    return spec
+
+
+def _name(reader: Reader, data: dict[str, Any], default: str) -> str:
+    name = data.get("name", default)
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        at = ("name",) if "name" in data else ()
+        raise reader.error(at, f"sweep name {name!r} must match [A-Za-z0-9._-]+",
+                           hint="set `name:` in the file" if not at else None)
+    return name
+
+
+def _method(reader: Reader, data: dict[str, Any]) -> dict[str, Any]:
+    method = data.get("method", "grid")
+    if method == "bayes":
+        raise reader.error(("method",), "method 'bayes' is not supported yet",
+                           hint="use grid or random")
+    method = reader.choice(method, ("method",), ("grid", "random"))
+    run_cap = None
+    if "run_cap" in data:
+        run_cap = reader.integer(data["run_cap"], ("run_cap",), minimum=1)
+    elif method == "random":
+        raise reader.error(("method",), "method 'random' needs run_cap (how many samples)")
+    metric = None
+    if "metric" in data:
+        raw = reader.mapping(data["metric"], ("metric",))
+        reader.check_keys(raw, ("metric",), ("name", "goal", "target"))
+        goal = reader.choice(raw.get("goal", "minimize"), ("metric", "goal"),
+                             ("minimize", "maximize"))
+        metric = Metric(reader.string(raw.get("name"), ("metric", "name")), goal)
+    return {"method": method, "run_cap": run_cap, "metric": metric}
+
+
+def _command(reader: Reader, data: dict[str, Any]) -> dict[str, Any]:
+    program = reader.string(data["program"], ("program",)) if "program" in data else None
+    command = None
+    if "command" in data:
+        if isinstance(data["command"], str):
+            raise reader.error(("command",), "must be a list of argv items (nothing runs "
+                               "through a shell)", hint="for example [python3, train.py, "
+                               "${args}]")
+        command = reader.string_list(data["command"], ("command",))
+        if not command:
+            raise reader.error(("command",), "must not be empty")
+        try:
+            check_template(command)
+        except ValueError as e:
+            raise reader.error(("command",), str(e)) from None
+        if "${program}" in " ".join(command) and program is None:
+            raise reader.error(("command",), "uses ${program} but the file sets no program")
+    return {"program": program, "command": command}
+
+
+def _launcher_keys(reader: Reader, data: dict[str, Any], source: str | None) -> dict[str, Any]:
+    base = Path(source).parent if source else Path.cwd()
+    out: dict[str, Any] = {
+        "image": parse_image(reader, data.get("image"), base),
+        "replicas": reader.integer(data.get("replicas", 1), ("replicas",), minimum=1),
+        "seed": reader.integer(data.get("seed", 0), ("seed",), minimum=0),
+        "seed_mode": reader.choice(data.get("seed_mode", "distinct"), ("seed_mode",),
+                                   ("distinct", "fixed")),
+        "hosts": parse_hosts(reader, data["hosts"], ("hosts",), base) if "hosts" in data
+        else (HostSpec("local", "local"),),
+        "backend": reader.choice(data.get("backend", "docker"), ("backend",),
+                                 ("docker", "ray")),
+        "ray_address": _ray_address(reader, data.get("ray")),
+        "resources": parse_resources(reader, data.get("resources")),
+        "retries": reader.integer(data.get("retries", 0), ("retries",), minimum=0),
+        "network": reader.choice(data.get("network", "none"), ("network",), ("none", "bridge")),
+        "env": parse_env(reader, data.get("env")),
+        "outputs": reader.boolean(data.get("outputs", True), ("outputs",)),
+        "results": reader.string(data.get("results", "results"), ("results",)),
+        "mounts": parse_mounts(reader, data.get("mounts"), base),
+    }
+    for key in ("timeout", "deadline"):
+        out[key] = _duration(reader, data, key) if data.get(key) is not None else None
+    out["stop_grace"] = _duration(reader, data, "stop_grace", allow_zero=True) \
+        if "stop_grace" in data else 10.0
+    for key in ("max_parallel", "max_consecutive_failures"):
+        if data.get(key) is not None:
+            out[key] = reader.integer(data[key], (key,), minimum=1)
+    if "no_retry_exit_codes" in data:
+        raw = data["no_retry_exit_codes"]
+        if not isinstance(raw, list):
+            raise reader.error(("no_retry_exit_codes",), "must be a list of exit codes")
+        out["no_retry_exit_codes"] = tuple(
+            reader.integer(c, ("no_retry_exit_codes", i)) for i, c in enumerate(raw))
+    if data.get("user") is not None:
+        out["user"] = scalar_text(data["user"])
+    for key in ("log_limit", "outputs_limit"):
+        if key in data:
+            out[key] = _memory(reader, data, key)
+    return out
+
+
+def _ray_address(reader: Reader, raw: object) -> str | None:
+    if raw is None:
+        return None
+    ray = reader.mapping(raw, ("ray",))
+    reader.check_keys(ray, ("ray",), ("address",))
+    address = ray.get("address")
+    return None if address is None else reader.string(address, ("ray", "address"))
+
+
+def _duration(reader: Reader, data: dict[str, Any], key: str, allow_zero: bool = False) -> float:
+    try:
+        seconds = parse_duration(data[key])
+    except ValueError as e:
+        raise reader.error((key,), str(e)) from None
+    if seconds < 0 or (seconds == 0 and not allow_zero):
+        raise reader.error((key,), f"must be greater than 0, got {data[key]!r}")
+    return seconds
+
+
+def _memory(reader: Reader, data: dict[str, Any], key: str) -> int:
+    try:
+        size = parse_memory(data[key])
+    except ValueError as e:
+        raise reader.error((key,), str(e)) from None
+    if size <= 0:
+        raise reader.error((key,), "must be greater than 0")
+    return size
+
+
+def param_key_path(dotted_name: str) -> tuple[str, ...]:
+    """Where parameter ``model.hidden`` sits in the file: parameters.model.parameters.hidden."""
+    out: tuple[str, ...] = ()
+    for part in dotted_name.split("."):
+        out = (*out, "parameters", part)
+    return out
+
+
+def _check_plan_size(reader: Reader, spec: SweepSpec) -> None:
+    if spec.method == "grid":
+        for p in spec.parameters:
+            if p.kind not in GRID_KINDS:
+                raise reader.error(
+                    param_key_path(p.name),
+                    f"grid search cannot enumerate the continuous distribution {p.kind} of "
+                    f"parameter {p.name!r} (W&B would run forever)",
+                    hint="give it `values`, or use method: random with run_cap")
+    configs = spec.configurations()
+    trials = configs * spec.replicas
+    if trials > MAX_TRIALS:
+        at = ("replicas",) if spec.replicas > 1 else ("parameters",)
+        raise reader.error(at, f"the plan has {configs:,} configurations x {spec.replicas:,} "
+                           f"replicas = {trials:,} trials, above the limit of {MAX_TRIALS:,}")

@@ -1,0 +1,147 @@
+"""Trials, their outcomes, and the image <-> launcher contract.
+
+The contract, in one place (the training job's docstring says the same from its side):
+
+In
+    argv rendered from the sweep (``command``, or ``program``, or the image's entrypoint
+    plus ``--name=value`` items), never through a shell; environment variables
+    ``LAUNCH_TRIAL_ID``, ``LAUNCH_SEED`` and ``LAUNCH_PARAMS`` (JSON, nested as in the
+    sweep file).
+Out
+    JSON lines on stdout with a ``step`` or ``epoch`` key (the history); a final stdout
+    line ``{"metrics": {...}}``; the same metrics in ``/outputs/metrics.json``; other
+    files under ``/outputs`` are artifacts. Exit code 0 means success. Metrics hold only
+    deterministic values, so equal seeds can be checked for equal results.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+ENV_TRIAL_ID = "LAUNCH_TRIAL_ID"
+ENV_SEED = "LAUNCH_SEED"
+ENV_PARAMS = "LAUNCH_PARAMS"
+OUTPUTS_DIR = "/outputs"
+METRICS_FILE = "metrics.json"
+HISTORY_KEYS = ("step", "epoch")
+
+# Labels on every container and volume the launcher starts; `clean` finds them by these.
+LABEL_MANAGED = "io.launcher.managed"
+LABEL_RUN = "io.launcher.run"
+LABEL_TRIAL = "io.launcher.trial"
+LABEL_SWEEP = "io.launcher.sweep"
+LABEL_ATTEMPT = "io.launcher.attempt"
+
+
+class TrialStatus(enum.StrEnum):
+    """How a trial ended. Terminal statuses are never run again on resume."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    OOM_KILLED = "oom_killed"
+    LOST = "lost"
+    CANCELLED = "cancelled"
+    NOT_STARTED = "not_started"
+
+    @property
+    def terminal(self) -> bool:
+        return self in _TERMINAL
+
+    @property
+    def ok(self) -> bool:
+        return self is TrialStatus.SUCCEEDED
+
+
+_TERMINAL = frozenset({TrialStatus.SUCCEEDED, TrialStatus.FAILED, TrialStatus.TIMED_OUT,
+                       TrialStatus.OOM_KILLED})
+
+
+@dataclass(frozen=True, slots=True)
+class Trial:
+    """One container to run: a configuration, a replica index and its seed.
+
+    ``params`` is flat and ordered as in the sweep file, with dotted names for nested
+    groups; :meth:`nested_params` gives the shape of the file.
+    """
+
+    trial_id: str
+    config_id: str
+    index: int
+    replica: int
+    seed: int
+    params: tuple[tuple[str, Any], ...]
+
+    def nested_params(self) -> dict[str, Any]:
+        return nest(self.params)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"trial_id": self.trial_id, "config_id": self.config_id,
+                "replica": self.replica, "seed": self.seed, "params": self.nested_params()}
+
+
+def nest(flat: tuple[tuple[str, Any], ...] | list[tuple[str, Any]]) -> dict[str, Any]:
+    """``[("model.hidden", 8)]`` -> ``{"model": {"hidden": 8}}``."""
+    out: dict[str, Any] = {}
+    for name, value in flat:
+        *groups, leaf = name.split(".")
+        node = out
+        for group in groups:
+            node = node.setdefault(group, {})
+        node[leaf] = value
+    return out
+
+
+def pluck(nested: dict[str, Any], dotted_name: str) -> Any:
+    """The value of ``model.hidden`` in ``{"model": {"hidden": 8}}`` (None when absent)."""
+    node: Any = nested
+    for part in dotted_name.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+@dataclass(slots=True)
+class TrialResult:
+    """What one attempt of one trial produced. Failures are results, not exceptions."""
+
+    trial_id: str
+    status: TrialStatus
+    reason: str = ""
+    exit_code: int | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    host: str = ""
+    image_id: str = ""
+    container_id: str = ""
+    attempt: int = 1
+    queued_at: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    duration_s: float | None = None
+    # Everything below is written to files by the store, not kept in the table.
+    log: str = ""
+    history: list[dict[str, Any]] = field(default_factory=list)
+    outputs: bytes | None = None  # a tar stream of /outputs, when collected
+    extra: dict[str, Any] = field(default_factory=dict)  # backend provenance (ray node, ...)
+
+    def record(self) -> dict[str, Any]:
+        """The durable record of this result (no log, history or output bytes)."""
+        return {
+            "trial_id": self.trial_id, "status": str(self.status), "reason": self.reason,
+            "exit_code": self.exit_code, "metrics": self.metrics, "host": self.host,
+            "image_id": self.image_id, "container_id": self.container_id,
+            "attempt": self.attempt, "queued_at": self.queued_at,
+            "started_at": self.started_at, "finished_at": self.finished_at,
+            "duration_s": self.duration_s, "extra": self.extra,
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> TrialResult:
+        fields = {k: record[k] for k in (
+            "trial_id", "reason", "exit_code", "metrics", "host", "image_id",
+            "container_id", "attempt", "queued_at", "started_at", "finished_at",
+            "duration_s", "extra") if k in record}
+        return cls(status=TrialStatus(record["status"]), **fields)

@@ -1,0 +1,143 @@
+"""Safe YAML reading that remembers where every key came from.
+
+Sweep files are small and hand-written, so the loader is strict: anchors, aliases and
+tags (other than the plain core ones) are refused while the file is being composed,
+which makes "billion laughs" files fail at once instead of expanding. Duplicate keys
+are errors rather than silently overwritten. Every mapping key's line is kept so that
+later validation can say ``sweep.yaml:12: unknown key 'replica'``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.events import AliasEvent, CollectionStartEvent, NodeEvent, ScalarEvent
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from launcher.errors import SweepError
+
+KeyPath = tuple[str | int, ...]
+MAX_FILE_BYTES = 4 * 1024 * 1024
+_CORE = "tag:yaml.org,2002:"
+_ALLOWED_TAGS = {_CORE + t for t in ("str", "int", "float", "bool", "null", "seq", "map")}
+
+
+@dataclass(frozen=True)
+class YamlDoc:
+    """Plain Python data (dicts, lists, scalars) and the 1-based line of each key path."""
+
+    data: Any
+    path: str
+    lines: dict[KeyPath, int] = field(default_factory=dict)
+
+    def line_of(self, key_path: KeyPath) -> int | None:
+        """The line of ``key_path`` or of its nearest ancestor that has one."""
+        for end in range(len(key_path), 0, -1):
+            line = self.lines.get(key_path[:end])
+            if line is not None:
+                return line
+        return None
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader without anchors, aliases, custom tags or timestamps."""
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, AliasEvent):
+            raise _refusal(event, f"alias *{event.anchor} is not allowed in a sweep file")
+        if isinstance(event, NodeEvent) and event.anchor is not None:
+            raise _refusal(event, f"anchor &{event.anchor} is not allowed in a sweep file")
+        if isinstance(event, ScalarEvent | CollectionStartEvent):
+            tag = event.tag
+            if tag not in (None, "!") and tag not in _ALLOWED_TAGS:
+                raise _refusal(event, f"tag {tag!r} is not allowed in a sweep file")
+        return super().compose_node(parent, index)
+
+
+# Dates stay strings: a parameter value of 2024-01-01 should reach the trial as written.
+_StrictLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != _CORE + "timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+class _Refusal(Exception):
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.message = message
+
+
+def _refusal(event: Any, message: str) -> _Refusal:
+    return _Refusal(event.start_mark.line + 1, message)
+
+
+def read_yaml_file(path: str | Path) -> YamlDoc:
+    """Read ``path`` strictly; every problem is a :class:`SweepError` with file and line."""
+    shown = str(path)
+    p = Path(path)
+    if p.is_dir():
+        raise SweepError("is a directory, not a sweep file", path=shown)
+    try:
+        size = p.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise SweepError(f"file is {size} bytes; sweep files are limited to 4 MiB", path=shown)
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SweepError("no such file", path=shown) from None
+    except UnicodeDecodeError as e:
+        raise SweepError(f"not UTF-8 text ({e.reason})", path=shown) from None
+    except OSError as e:
+        raise SweepError(f"cannot read: {e.strerror}", path=shown) from None
+    return parse_yaml(text, shown)
+
+
+def parse_yaml(text: str, path: str = "<string>") -> YamlDoc:
+    """Parse one YAML document strictly (see the module docstring)."""
+    loader = _StrictLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return YamlDoc(data=None, path=path)
+        lines: dict[KeyPath, int] = {}
+        data = _to_python(loader, node, (), lines)
+    except _Refusal as e:
+        raise SweepError(e.message, path=path, line=e.line) from None
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = mark.line + 1 if mark else None
+        column = f", column {mark.column + 1}" if mark else ""
+        problem = e.problem or e.context or "invalid YAML"
+        raise SweepError(f"YAML syntax error{column}: {problem}", path=path, line=line) from None
+    except yaml.YAMLError as e:
+        raise SweepError(f"YAML error: {e}", path=path) from None
+    finally:
+        loader.dispose()
+    return YamlDoc(data=data, path=path, lines=lines)
+
+
+def _to_python(loader: _StrictLoader, node: Node, at: KeyPath, lines: dict[KeyPath, int]) -> Any:
+    if isinstance(node, MappingNode):
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, ScalarNode):
+                raise _Refusal(key_node.start_mark.line + 1, "mapping keys must be plain scalars")
+            key = str(key_node.value)
+            line = key_node.start_mark.line + 1
+            if key in out:
+                first = lines.get((*at, key))
+                raise _Refusal(line, f"duplicate key {key!r} (first given on line {first})")
+            lines[(*at, key)] = line
+            out[key] = _to_python(loader, value_node, (*at, key), lines)
+        return out
+    if isinstance(node, SequenceNode):
+        items = []
+        for i, item in enumerate(node.value):
+            lines[(*at, i)] = item.start_mark.line + 1
+            items.append(_to_python(loader, item, (*at, i), lines))
+        return items
+    return loader.construct_object(node, deep=True)
