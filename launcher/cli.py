@@ -129,9 +129,5 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("launch: interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
-    except BrokenPipeError:
-        # `launch plan ... | head`: the reader went away; that is not an error.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(0)
     # Commands return their exit code (None is success); click returns 0 after --help.
     sys.exit(code if isinstance(code, int) else 0)

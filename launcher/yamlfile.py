@@ -98,7 +98,12 @@ def read_yaml_file(path: str | Path) -> YamlDoc:
 
 def parse_yaml(text: str, path: str = "<string>") -> YamlDoc:
     """Parse one YAML document strictly (see the module docstring)."""
-    loader = _StrictLoader(text)
+    try:
+        loader = _StrictLoader(text)
+    except yaml.reader.ReaderError as e:
+        line = text.count("\n", 0, e.position) + 1
+        raise SweepError(f"YAML error: {e.reason} (character #x{e.character:04x})",
+                         path=path, line=line) from None
     try:
         node = loader.get_single_node()
         if node is None:
@@ -114,7 +119,7 @@ def parse_yaml(text: str, path: str = "<string>") -> YamlDoc:
         problem = e.problem or e.context or "invalid YAML"
         raise SweepError(f"YAML syntax error{column}: {problem}", path=path, line=line) from None
     except yaml.YAMLError as e:
-        raise SweepError(f"YAML error: {e}", path=path) from None
+        raise SweepError("YAML error: " + " ".join(str(e).split()), path=path) from None
     finally:
         loader.dispose()
     return YamlDoc(data=data, path=path, lines=lines)
@@ -140,4 +145,11 @@ def _to_python(loader: _StrictLoader, node: Node, at: KeyPath, lines: dict[KeyPa
             lines[(*at, i)] = item.start_mark.line + 1
             items.append(_to_python(loader, item, (*at, i), lines))
         return items
-    return loader.construct_object(node, deep=True)
+    value = loader.construct_object(node, deep=True)
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _Refusal(node.start_mark.line + 1,
+                           "text contains a lone surrogate escape (not valid Unicode)") from None
+    return value
