@@ -109,6 +109,66 @@ def plan(sweep: str, fmt: str, **kwargs: Any) -> None:
     print_plan(spec, expand(spec), fmt, sys.stdout)
 
 
+@cli.command("run")
+@click.argument("sweep", type=click.Path())
+@sweep_options
+@click.option("--quiet", "-q", is_flag=True, help="No progress display.")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
+def run_command(sweep: str, quiet: bool, as_json: bool, **kwargs: Any) -> int:
+    """Run SWEEP: build the image once, fan trials out, collect one results table.
+
+    This is also what `launch SWEEP` does.
+    """
+    from launcher.api import run_sweep
+    from launcher.views import print_run_summary
+
+    spec = load(sweep, kwargs)
+    mode = "quiet" if quiet or as_json else "auto"
+    results = run_sweep(spec, progress=mode, on_line=None if quiet or as_json else _status)
+    return print_run_summary(spec, results, as_json=as_json, out=sys.stdout)
+
+
+@cli.command()
+@click.argument("sweep", type=click.Path())
+@sweep_options
+def build(sweep: str, **kwargs: Any) -> None:
+    """Build the training image of SWEEP once (cached by content) and print its ID."""
+    from launcher.api import build as build_image
+    from launcher.api import local_host
+
+    spec = load(sweep, kwargs)
+    host = local_host(spec)
+    assert host is not None
+    try:
+        image = build_image(spec, host, _status)
+    finally:
+        host.close()
+    state = "built" if image.built else "up to date"
+    click.echo(f"{image.id}", nl=True)
+    click.echo(f"{image.tag} ({state})", err=True)
+
+
+@cli.command()
+@click.argument("run")
+@click.argument("trial_id")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing as the log grows.")
+@click.option("--results", default="results", show_default=True, help="Results root.")
+def logs(run: str, trial_id: str, follow: bool, results: str) -> None:
+    """Show the log of one trial of RUN (a run directory, or a run id or prefix)."""
+    from pathlib import Path
+
+    from launcher.views import show_log
+
+    show_log(run, trial_id, Path(results), follow=follow, out=sys.stdout)
+
+
+def _status(line: str) -> None:
+    """Build and shipping output: one dim line each on stderr."""
+    text = line.strip()
+    if text:
+        click.echo(click.style(f"  {text[:160]}", dim=True), err=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: every error becomes one line and an exit code here."""
     args = sys.argv[1:] if argv is None else argv
@@ -129,5 +189,11 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("launch: interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
+    except Exception as e:  # a bug, not a user error: say so in one line
+        if debug:
+            raise
+        click.echo(f"launch: internal error: {type(e).__name__}: {e} (run with --debug for "
+                   "the traceback, and please report it)", err=True)
+        sys.exit(1)
     # Commands return their exit code (None is success); click returns 0 after --help.
     sys.exit(code if isinstance(code, int) else 0)

@@ -128,7 +128,9 @@ def resolve_bases(client: docker.DockerClient, dockerfile: str, args: dict[str, 
         name = args.get(arg.group(1), defaults.get(arg.group(1), "")) if arg else ref
         if name and name != "scratch" and name not in stages:
             name = _available_base(client, name, arg.group(1) if arg else None, args)
-            ids.append(_image_id(client, name) or "")
+            image_id = _image_id(client, name) or ""
+            if image_id not in ids:
+                ids.append(image_id)
         if alias:
             stages.add(alias)
     return ",".join(ids)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 ENV_TRIAL_ID = "LAUNCH_TRIAL_ID"
 ENV_SEED = "LAUNCH_SEED"
@@ -124,7 +124,7 @@ class TrialResult:
     # Everything below is written to files by the store, not kept in the table.
     log: str = ""
     history: list[dict[str, Any]] = field(default_factory=list)
-    outputs: bytes | None = None  # a tar stream of /outputs, when collected
+    outputs: IO[bytes] | None = None  # a tar stream of /outputs, when collected
     extra: dict[str, Any] = field(default_factory=dict)  # backend provenance (ray node, ...)
 
     def record(self) -> dict[str, Any]:

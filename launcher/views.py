@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import TextIO
+from pathlib import Path
+from typing import Any, TextIO
 
 from launcher.plan import Plan
 from launcher.spec import SweepSpec
@@ -27,3 +28,71 @@ def print_plan(spec: SweepSpec, plan: Plan, fmt: str, out: TextIO) -> None:
                   f"sweep {spec.name})\n")
         for note in plan.notes:
             out.write(f"note: {note}\n")
+
+
+def print_run_summary(spec: SweepSpec, results: Any, *, as_json: bool, out: TextIO) -> int:
+    """The end-of-run summary; returns the exit code (0 only if every trial succeeded)."""
+    from launcher.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK
+    from launcher.results import summarize
+
+    df = results.df
+    counts = {str(k): int(v) for k, v in df["status"].value_counts().items()}
+    metric = spec.metric.name if spec.metric else None
+    goal = spec.metric.goal if spec.metric else "minimize"
+    by_config = summarize(df, metric, goal)
+    code = EXIT_INTERRUPTED if results.outcome.interrupted else EXIT_OK if results.ok \
+        else EXIT_FAILURE
+    resume = f"launch resume {results.run_dir}" if results.outcome.stopped else None
+    if as_json:
+        json.dump({"run_id": results.run_id, "run_dir": str(results.run_dir),
+                   "trials": len(df), "status": counts, "stopped": results.outcome.stopped,
+                   "notes": results.notes, "resume": resume,
+                   "image_id": _first(df["image_id"]),
+                   "configs": json.loads(by_config.to_json(orient="records"))}, out, indent=1)
+        out.write("\n")
+        return code
+    columns = list(by_config.columns)
+    write_rows(out, columns, by_config.itertuples(index=False), "table")
+    out.write("\n" + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) +
+              f" of {len(df)} trials")
+    hosts = sorted(h for h in df["host"].dropna().unique() if h)
+    out.write(f" on {len(hosts)} host{'s' if len(hosts) != 1 else ''} ({', '.join(hosts)})\n")
+    for note in results.notes:
+        out.write(f"note: {note}\n")
+    if results.outcome.stopped:
+        out.write(f"stopped: {results.outcome.stopped}\n")
+    out.write(f"run: {results.run_dir}\n")
+    if resume:
+        out.write(f"resume with: {resume}\n")
+    return code
+
+
+def _first(series: Any) -> str | None:
+    values = [v for v in series.dropna().unique() if v]
+    return str(values[0]) if len(values) == 1 else None
+
+
+def show_log(run: str, trial_id: str, results_root: Path, *, follow: bool, out: TextIO) -> None:
+    """Print a trial's log; with ``follow``, keep printing until the trial is recorded."""
+    import time
+
+    from launcher.errors import UsageError
+    from launcher.store import find_run
+
+    run_dir = find_run(run, results_root)
+    ids = [t["trial_id"] for t in run_dir.plan()["trials"]]
+    matches = [i for i in ids if i.startswith(trial_id)]
+    if len(matches) != 1:
+        raise UsageError(f"{trial_id!r} matches {len(matches)} trials of run "
+                         f"{run_dir.run_id}", hint="`launch results RUN` lists them")
+    path = run_dir.path / "logs" / f"{matches[0]}.log"
+    for _ in range(3600 if follow else 1):  # bounded: an hour of following at most
+        recorded = any(r["trial_id"] == matches[0] for r in run_dir.records())
+        if path.exists() and (recorded or not follow):
+            out.write(path.read_text(errors="replace"))
+            return
+        if not follow:
+            break
+        time.sleep(1)
+    raise UsageError(f"trial {matches[0]} has no log yet", hint="it has not finished; "
+                     "logs are collected when a trial ends (use -f to wait)")

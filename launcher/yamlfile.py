@@ -114,10 +114,10 @@ def parse_yaml(text: str, path: str = "<string>") -> YamlDoc:
         raise SweepError(e.message, path=path, line=e.line) from None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
-        line = mark.line + 1 if mark else None
+        where = mark.line + 1 if mark else None
         column = f", column {mark.column + 1}" if mark else ""
         problem = e.problem or e.context or "invalid YAML"
-        raise SweepError(f"YAML syntax error{column}: {problem}", path=path, line=line) from None
+        raise SweepError(f"YAML syntax error{column}: {problem}", path=path, line=where) from None
     except yaml.YAMLError as e:
         raise SweepError("YAML error: " + " ".join(str(e).split()), path=path) from None
     finally:

@@ -1,0 +1,137 @@
+"""The backend interface (small, like Hydra's Launcher) and the shared work queue.
+
+A backend places trials on workers and yields their results as they finish:
+
+- ``setup(image=..., run=...)``: make the image runnable on every worker (ship it where
+  it is missing, verify its ID); fail fast with a clear error. Starts no trial.
+- ``launch(queue)``: run the queue's work, yield one TrialResult per finished attempt.
+  A trial that fails, times out or is OOM-killed is a result with a status, never an
+  exception. The caller may put more work (retries) into the queue between results.
+- ``cancel()``: stop starting trials and stop the running ones (safe from any thread).
+- ``teardown()``: idempotent; removes everything the backend started.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import time
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from launcher.command import Argv, render
+from launcher.container import ContainerSettings, now
+from launcher.image import BuiltImage
+from launcher.trial import Trial, TrialResult
+
+
+@dataclass(frozen=True)
+class Work:
+    """One attempt of one trial, waiting for a slot."""
+
+    trial: Trial
+    attempt: int = 1
+    queued_at: str = field(default_factory=now)
+
+
+class WorkQueue:
+    """Trials ready to run, plus retries that become ready after a backoff delay."""
+
+    def __init__(self, trials: Iterable[Trial] = ()) -> None:
+        self._ready: deque[Work] = deque(Work(t) for t in trials)
+        self._delayed: list[tuple[float, int, Work]] = []
+        self._seq = itertools.count()
+        self.closed = False
+
+    def put(self, trial: Trial, attempt: int, delay: float = 0.0) -> None:
+        work = Work(trial, attempt)
+        if delay <= 0:
+            self._ready.append(work)
+        else:
+            heapq.heappush(self._delayed, (time.monotonic() + delay, next(self._seq), work))
+
+    def push_front(self, work: Work) -> None:
+        self._ready.appendleft(work)
+
+    def pop_ready(self) -> Work | None:
+        if self.closed:
+            return None
+        clock = time.monotonic()
+        while self._delayed and self._delayed[0][0] <= clock:
+            self._ready.append(heapq.heappop(self._delayed)[2])
+        return self._ready.popleft() if self._ready else None
+
+    def next_due_in(self) -> float | None:
+        """Seconds until a delayed retry becomes ready (None: nothing is delayed)."""
+        if not self._delayed:
+            return None
+        return max(0.0, self._delayed[0][0] - time.monotonic())
+
+    def empty(self) -> bool:
+        return self.closed or not (self._ready or self._delayed)
+
+    def close(self) -> list[Work]:
+        """Stop handing out work; return what was left."""
+        self.closed = True
+        left = list(self._ready) + [w for _, _, w in sorted(self._delayed)]
+        self._ready.clear()
+        self._delayed.clear()
+        return left
+
+    def __len__(self) -> int:
+        return len(self._ready) + len(self._delayed)
+
+
+Observer = Callable[[Work, str], None]  # called when an attempt starts on a worker
+
+
+@dataclass
+class RunContext:
+    """What a backend needs to know about the run (the same for every trial)."""
+
+    run_id: str
+    settings: ContainerSettings
+    command: tuple[str, ...] | None = None
+    program: str | None = None
+    environ: dict[str, str] = field(default_factory=dict)
+    on_start: Observer | None = None
+
+    def argv(self, trial: Trial) -> Argv:
+        return render(self.command, self.program, trial, self.environ)
+
+
+class AllWorkersLost(Exception):
+    """Every worker is down or quarantined; the run stops (and can be resumed)."""
+
+
+class Backend(ABC):
+    """Places trials on workers. See the module docstring for the contract."""
+
+    name: str = "backend"
+
+    @abstractmethod
+    def setup(self, *, image: BuiltImage, run: RunContext) -> None: ...
+
+    @abstractmethod
+    def launch(self, queue: WorkQueue) -> Iterator[TrialResult]: ...
+
+    @abstractmethod
+    def cancel(self) -> None: ...
+
+    @abstractmethod
+    def teardown(self) -> None: ...
+
+    def describe(self) -> dict[str, Any]:
+        """Provenance of the workers for the manifest."""
+        return {"backend": self.name}
+
+    def workers(self) -> list[str]:
+        """Worker names, for the progress display."""
+        return []
+
+    def notes(self) -> list[str]:
+        """Things the summary should say (quarantined hosts, ...)."""
+        return []

@@ -1,0 +1,212 @@
+"""The Docker backend: fan trials out over Docker hosts.
+
+Concepts: trial = one container; worker = one Docker host (local engine, unix socket,
+tcp+TLS, ssh, docker context); slot = one concurrent container on a host (default:
+the host's CPUs / the trial's cpus). The image reaches a host by a streamed
+save -> load from the engine that built it, once per host, before any trial starts.
+One shared queue feeds the slots; each trial goes to the least-loaded healthy host;
+a global max_parallel caps the total. A host that stops answering is marked down and
+its trials come back as ``lost`` (the caller requeues them); a host that keeps failing
+trials while others succeed is quarantined. Unsupported: GPUs are requested from the
+engine (device requests) but untested here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from launcher.backends.base import AllWorkersLost, Backend, RunContext, Work, WorkQueue
+from launcher.container import Running, run_trial
+from launcher.hosts import Host
+from launcher.image import BuiltImage
+from launcher.trial import LABEL_RUN, TrialResult, TrialStatus
+
+QUARANTINE_AFTER = 5  # consecutive failures on one host while other hosts succeed
+IDLE_POLL = 0.5
+
+
+@dataclass
+class _Slot:
+    """Scheduling state of one host."""
+
+    host: Host
+    running: int = 0
+    down: str = ""  # why the host is out of the run, empty while healthy
+    streak: int = 0  # consecutive non-successful results
+    streak_since: float = 0.0
+    last_success: float = -1.0
+    inflight: dict[str, Running] = field(default_factory=dict)
+
+
+class DockerBackend(Backend):
+    name = "docker"
+
+    def __init__(self, hosts: list[Host], max_parallel: int | None = None,
+                 source: Host | None = None) -> None:
+        self._slots = [_Slot(h) for h in hosts]
+        self._source = source or hosts[0]
+        self._max_parallel = max_parallel or sum(h.slots for h in hosts)
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._run: RunContext | None = None
+        self._image: BuiltImage | None = None
+        self._notes: list[str] = []
+
+    # -- setup -----------------------------------------------------------------------------
+    def setup(self, *, image: BuiltImage, run: RunContext) -> None:
+        from launcher.shipping import ensure_image_on_hosts
+
+        self._image, self._run = image, run
+        ensure_image_on_hosts(image, self._source, [s.host for s in self._slots])
+
+    def workers(self) -> list[str]:
+        return [s.host.name for s in self._slots]
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": self.name, "hosts": [s.host.describe() for s in self._slots],
+                "max_parallel": self._max_parallel}
+
+    def notes(self) -> list[str]:
+        return list(self._notes)
+
+    # -- launch ----------------------------------------------------------------------------
+    def launch(self, queue: WorkQueue) -> Iterator[TrialResult]:
+        assert self._run is not None, "setup() first"
+        inflight: dict[Future[TrialResult], tuple[Work, _Slot]] = {}
+        with ThreadPoolExecutor(max_workers=self._max_parallel,
+                                thread_name_prefix="trial") as pool:
+            while True:
+                self._dispatch(queue, pool, inflight)
+                if not inflight:
+                    if queue.empty() or self._stopping.is_set():
+                        return
+                    if not self._healthy():
+                        raise AllWorkersLost(self._down_summary())
+                    time.sleep(min(queue.next_due_in() or IDLE_POLL, IDLE_POLL))
+                    continue
+                done, _ = wait(inflight, timeout=IDLE_POLL, return_when=FIRST_COMPLETED)
+                for future in done:
+                    work, slot = inflight.pop(future)
+                    result = future.result()
+                    result.queued_at = work.queued_at
+                    self._observe(slot, result)
+                    yield result
+
+    def _dispatch(self, queue: WorkQueue, pool: ThreadPoolExecutor,
+                  inflight: dict[Future[TrialResult], tuple[Work, _Slot]]) -> None:
+        while not self._stopping.is_set() and len(inflight) < self._max_parallel:
+            slot = self._least_loaded()
+            if slot is None:
+                return
+            work = queue.pop_ready()
+            if work is None:
+                return
+            slot.running += 1
+            running = Running(slot.host.client.api)
+            with self._lock:
+                slot.inflight[work.trial.trial_id] = running
+            inflight[pool.submit(self._run_one, slot, work, running)] = (work, slot)
+
+    def _least_loaded(self) -> _Slot | None:
+        free = [s for s in self._slots if not s.down and s.running < s.host.slots]
+        return min(free, key=lambda s: s.running / s.host.slots, default=None)
+
+    def _healthy(self) -> list[_Slot]:
+        return [s for s in self._slots if not s.down]
+
+    def _run_one(self, slot: _Slot, work: Work, running: Running) -> TrialResult:
+        assert self._run is not None
+        try:
+            if self._run.on_start:
+                self._run.on_start(work, slot.host.name)
+            argv = self._run.argv(work.trial)
+            return run_trial(slot.host.client.api, work.trial, argv, self._run.settings,
+                             host=slot.host.name, attempt=work.attempt, running=running)
+        finally:
+            with self._lock:
+                slot.inflight.pop(work.trial.trial_id, None)
+
+    def _observe(self, slot: _Slot, result: TrialResult) -> None:
+        """Track host health: down when it stops answering, quarantined when it keeps
+        failing while other hosts succeed."""
+        slot.running -= 1
+        clock = time.monotonic()
+        if result.status is TrialStatus.SUCCEEDED:
+            slot.streak, slot.last_success = 0, clock
+            return
+        if result.status is TrialStatus.CANCELLED:
+            return
+        if slot.streak == 0:
+            slot.streak_since = clock
+        slot.streak += 1
+        if result.status is TrialStatus.LOST and not slot.down and not self._answers(slot):
+            self._mark_down(slot, f"stopped answering ({result.reason})")
+        others_fine = any(s.last_success > slot.streak_since for s in self._slots
+                          if s is not slot and not s.down)
+        if slot.streak >= QUARANTINE_AFTER and others_fine and not slot.down:
+            self._mark_down(slot, f"quarantined after {slot.streak} failed trials in a row "
+                            "while other hosts succeeded")
+
+    def _answers(self, slot: _Slot) -> bool:
+        try:
+            slot.host.client.api.ping()
+            return True
+        except Exception:  # any failure to answer means down
+            return False
+
+    def _mark_down(self, slot: _Slot, why: str) -> None:
+        slot.down = why
+        self._notes.append(f"host {slot.host.name} {why}")
+
+    def _down_summary(self) -> str:
+        return "; ".join(f"{s.host.name}: {s.down}" for s in self._slots)
+
+    # -- stopping --------------------------------------------------------------------------
+    def cancel(self) -> None:
+        """Stop starting trials; stop running containers (grace, then kill)."""
+        self._stopping.set()
+        grace = int(self._run.settings.stop_grace) if self._run else 10
+        with self._lock:
+            running = [r for s in self._slots for r in s.inflight.values()]
+        for r in running:
+            r.cancelled.set()
+            threading.Thread(target=_stop, args=(r, grace), daemon=True).start()
+
+    def teardown(self) -> None:
+        """Remove every container of this run that is still on a host (by label)."""
+        if self._run is None:
+            return
+        for slot in self._slots:
+            if slot.down.startswith("stopped answering"):
+                continue
+            remove_labelled(slot.host, {LABEL_RUN: self._run.run_id})
+
+
+def _stop(running: Running, grace: int) -> None:
+    if not running.container_id:
+        return
+    with contextlib.suppress(Exception):
+        running.api.stop(running.container_id, timeout=grace)
+
+
+def remove_labelled(host: Host, labels: dict[str, str]) -> int:
+    """Force-remove containers (and their volumes) carrying all ``labels``; count them."""
+    api = host.client.api
+    filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+    removed = 0
+    try:
+        for container in api.containers(all=True, filters=filters):
+            try:
+                api.remove_container(container["Id"], v=True, force=True)
+                removed += 1
+            except Exception:
+                pass
+    except Exception:
+        pass
+    return removed

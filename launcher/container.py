@@ -1,0 +1,322 @@
+"""Run ONE trial in ONE container on ONE engine: create, start, wait, collect, remove.
+
+Shared by every backend (the Ray task calls the same :func:`run_trial`), so statuses,
+limits, hardening, logs and outputs are identical everywhere. Each step is one engine
+call and nothing more: Docker's own work is the floor a fan-out is measured against,
+so no inspect is spent unless the exit code needs explaining, and /outputs is copied
+only when the sweep asks for outputs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import tempfile
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import IO, TYPE_CHECKING, Any
+
+from launcher.trial import (
+    ENV_PARAMS,
+    ENV_SEED,
+    ENV_TRIAL_ID,
+    HISTORY_KEYS,
+    LABEL_ATTEMPT,
+    LABEL_MANAGED,
+    LABEL_RUN,
+    LABEL_SWEEP,
+    LABEL_TRIAL,
+    METRICS_FILE,
+    OUTPUTS_DIR,
+    Trial,
+    TrialResult,
+    TrialStatus,
+)
+
+if TYPE_CHECKING:
+    import docker
+
+    from launcher.command import Argv
+
+SPOOL_BYTES = 8 * 1024 * 1024  # outputs larger than this are spooled to disk
+TMPFS = "rw,nosuid,nodev,size=256m"
+WAIT_SLICE = 60.0  # seconds per wait call; below the client's API timeout
+
+
+@dataclass(frozen=True)
+class ContainerSettings:
+    """Everything about a trial's container that is the same for every trial of a run."""
+
+    image: str
+    run_id: str
+    sweep: str
+    env: dict[str, str] = field(default_factory=dict)
+    cpus: float = 1.0
+    memory: int = 2 * 1024**3
+    pids: int = 512
+    gpus: int = 0
+    network: str = "none"
+    user: str | None = None
+    outputs: bool = True
+    timeout: float | None = None
+    stop_grace: float = 10.0
+    log_limit: int = 2 * 1024 * 1024
+    outputs_limit: int = 256 * 1024 * 1024
+    mounts: tuple[tuple[str, str, str], ...] = ()  # (kind, source, target), read-only
+
+    def create_kwargs(self, api: Any, trial: Trial, argv: Argv, attempt: int) -> dict[str, Any]:
+        """Arguments of the engine's container-create call (low-level API)."""
+        from docker.types import DeviceRequest, Mount
+
+        env = {**self.env, ENV_TRIAL_ID: trial.trial_id, ENV_SEED: str(trial.seed),
+               ENV_PARAMS: json.dumps(trial.nested_params(), ensure_ascii=False)}
+        tmpfs = {"/tmp": TMPFS}
+        if not self.outputs:  # nothing to copy back: a tmpfs is cheaper than a volume
+            tmpfs[OUTPUTS_DIR] = TMPFS + ",mode=1777"
+        mounts = [Mount(target=t, source=s, type=k, read_only=True) for k, s, t in self.mounts]
+        host_config = api.create_host_config(
+            network_mode=self.network, cap_drop=["ALL"],
+            security_opt=["no-new-privileges"], read_only=True, privileged=False,
+            tmpfs=tmpfs, mem_limit=self.memory, memswap_limit=self.memory,
+            nano_cpus=int(self.cpus * 1e9), pids_limit=self.pids, init=True,
+            mounts=mounts or None,
+            device_requests=[DeviceRequest(count=self.gpus, capabilities=[["gpu"]])]
+            if self.gpus else None)
+        labels = {LABEL_MANAGED: "true", LABEL_RUN: self.run_id, LABEL_SWEEP: self.sweep,
+                  LABEL_TRIAL: trial.trial_id, LABEL_ATTEMPT: str(attempt)}
+        return {"image": self.image, "command": argv.command, "entrypoint": argv.entrypoint,
+                "environment": env, "labels": labels, "user": self.user or "",
+                "volumes": [OUTPUTS_DIR] if self.outputs else None,
+                "host_config": host_config, "network_disabled": self.network == "none"}
+
+
+class Cancelled(Exception):
+    """Raised inside run_trial when the run is being cancelled."""
+
+
+@dataclass
+class Running:
+    """What a backend needs to stop a running trial from another thread."""
+
+    api: Any
+    container_id: str = ""
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+
+def run_trial(api: docker.APIClient, trial: Trial, argv: Argv, settings: ContainerSettings,
+              *, host: str, attempt: int = 1, running: Running | None = None) -> TrialResult:
+    """Run one trial to the end. Failures are results with a status, never exceptions."""
+    import docker.errors
+    import requests.exceptions
+
+    result = TrialResult(trial.trial_id, TrialStatus.NOT_STARTED, host=host,
+                         image_id=settings.image, attempt=attempt)
+    running = running or Running(api)
+    cid = ""
+    try:
+        cid = api.create_container(**settings.create_kwargs(api, trial, argv, attempt))["Id"]
+        result.container_id = running.container_id = cid
+        if running.cancelled.is_set():
+            raise Cancelled
+        result.started_at = now()
+        started = time.monotonic()
+        api.start(cid)
+        exit_code = _wait(api, cid, settings, result)
+        result.duration_s = round(time.monotonic() - started, 3)
+        result.finished_at = now()
+        _collect(api, cid, settings, result)
+        _classify(api, cid, exit_code, settings, result, running)
+    except Cancelled:
+        result.status, result.reason = TrialStatus.CANCELLED, "cancelled before it started"
+    except OutputsTooLarge as e:
+        result.status, result.reason = TrialStatus.FAILED, str(e)
+    except docker.errors.APIError as e:
+        _engine_error(result, e, running)
+    except (requests.exceptions.RequestException, OSError) as e:
+        result.status = TrialStatus.CANCELLED if running.cancelled.is_set() else TrialStatus.LOST
+        result.reason = f"host {host} stopped answering: {type(e).__name__}"
+    finally:
+        if cid:
+            _remove(api, cid)
+    return result
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _wait(api: Any, cid: str, settings: ContainerSettings, result: TrialResult) -> int:
+    """The exit code; after the trial's timeout the container is stopped, then killed."""
+    deadline = None if settings.timeout is None else time.monotonic() + settings.timeout
+    while True:
+        # Long waits are cut into slices: an HTTP read must not outlive the client timeout.
+        left = WAIT_SLICE if deadline is None else min(WAIT_SLICE, deadline - time.monotonic())
+        if left <= 0:
+            break
+        try:
+            return int(api.wait(cid, timeout=left)["StatusCode"])
+        except Exception as e:
+            if not _is_read_timeout(e):
+                raise
+    api.stop(cid, timeout=int(settings.stop_grace))  # the engine kills after the grace
+    result.status = TrialStatus.TIMED_OUT
+    return int(api.wait(cid, timeout=60)["StatusCode"])
+
+
+def _is_read_timeout(e: Exception) -> bool:
+    """docker-py reports a read timeout as ReadTimeout, or (unix sockets) ConnectionError."""
+    import requests.exceptions
+
+    return isinstance(e, requests.exceptions.ReadTimeout) or (
+        isinstance(e, requests.exceptions.ConnectionError) and "timed out" in str(e).lower())
+
+
+def _collect(api: Any, cid: str, settings: ContainerSettings, result: TrialResult) -> None:
+    stream = api.logs(cid, stdout=True, stderr=True, stream=True, follow=False)
+    log, truncated = capped_text(stream, settings.log_limit)
+    result.log = log + (f"\n[launcher: log truncated to {settings.log_limit} bytes]\n"
+                        if truncated else "")
+    result.history, result.metrics = parse_stdout(log)
+    if settings.outputs:
+        result.outputs = _copy_outputs(api, cid, settings.outputs_limit)
+        from_file = metrics_from_tar(result.outputs)
+        if from_file is not None:
+            result.metrics = from_file
+
+
+def _classify(api: Any, cid: str, exit_code: int | None, settings: ContainerSettings,
+              result: TrialResult, running: Running) -> None:
+    result.exit_code = exit_code
+    if running.cancelled.is_set():
+        result.status, result.reason = TrialStatus.CANCELLED, "cancelled while running"
+    elif result.status is TrialStatus.TIMED_OUT:
+        result.reason = f"exceeded its timeout of {settings.timeout:g}s"
+    elif exit_code == 0:
+        result.status = TrialStatus.SUCCEEDED
+    elif api.inspect_container(cid)["State"].get("OOMKilled"):
+        result.status = TrialStatus.OOM_KILLED
+        result.reason = f"killed: out of memory (limit {settings.memory // 2**20} MiB)"
+    else:
+        result.status = TrialStatus.FAILED
+        result.reason = f"exit code {exit_code}: {last_error_line(result.log)}"[:300]
+
+
+def _engine_error(result: TrialResult, e: Exception, running: Running) -> None:
+    explanation = " ".join(str(getattr(e, "explanation", None) or e).split())[:240]
+    status_code = getattr(getattr(e, "response", None), "status_code", None) or 0
+    if running.cancelled.is_set():
+        result.status, result.reason = TrialStatus.CANCELLED, "cancelled"
+    elif status_code >= 500 or (status_code == 404 and "No such image" in explanation):
+        result.status, result.reason = TrialStatus.LOST, f"engine error: {explanation}"
+    else:
+        result.status, result.reason = TrialStatus.FAILED, f"engine refused: {explanation}"
+
+
+def _remove(api: Any, cid: str) -> None:
+    with contextlib.suppress(Exception):
+        api.remove_container(cid, v=True, force=True)
+
+
+def capped_text(chunks: Iterable[bytes], limit: int) -> tuple[str, bool]:
+    """Keep the first and last halves of a stream larger than ``limit`` bytes.
+
+    The tail matters most: the final ``{"metrics": ...}`` line is there.
+    """
+    head, tail = bytearray(), bytearray()
+    half = limit // 2
+    truncated = False
+    for chunk in chunks:
+        if len(head) < half:
+            take = half - len(head)
+            head += chunk[:take]
+            chunk = chunk[take:]
+        if chunk:
+            tail += chunk
+            if len(tail) > 2 * half:
+                del tail[: len(tail) - half]
+                truncated = True
+    if len(tail) > half:
+        truncated = True
+        del tail[: len(tail) - half]
+    text = head.decode("utf-8", "replace")
+    if truncated:
+        text += "\n[...]\n" + tail.decode("utf-8", "replace").split("\n", 1)[-1]
+    else:
+        text += tail.decode("utf-8", "replace")
+    return text, truncated
+
+
+def parse_stdout(text: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """History lines (JSON with ``step``/``epoch``) and the last ``{"metrics": ...}``."""
+    history: list[dict[str, Any]] = []
+    metrics: dict[str, Any] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not (line.startswith("{") and line.endswith("}")):
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(obj, dict):
+            continue
+        if isinstance(obj.get("metrics"), dict):
+            metrics = obj["metrics"]
+        elif any(k in obj for k in HISTORY_KEYS):
+            history.append(obj)
+    return history, metrics
+
+
+def last_error_line(log: str) -> str:
+    for line in reversed(log.strip().splitlines()):
+        if line.strip() and not line.lstrip().startswith("{"):
+            return line.strip()[:200]
+    return "no error message"
+
+
+def _copy_outputs(api: Any, cid: str, limit: int) -> IO[bytes] | None:
+    """/outputs as a tar stream (spooled to disk when large), up to ``limit`` bytes."""
+    import docker.errors
+
+    try:
+        stream, _ = api.get_archive(cid, OUTPUTS_DIR)
+    except docker.errors.NotFound:
+        return None
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 - returned
+    size = 0
+    for chunk in stream:
+        size += len(chunk)
+        if size > limit:
+            spool.close()
+            raise OutputsTooLarge(limit)
+        spool.write(chunk)
+    spool.seek(0)
+    return spool
+
+
+class OutputsTooLarge(Exception):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"/outputs is larger than outputs_limit ({limit} bytes)")
+
+
+def metrics_from_tar(tar_stream: IO[bytes] | None) -> dict[str, Any] | None:
+    """The metrics in /outputs/metrics.json of a get_archive tar, if there is one."""
+    import tarfile
+
+    if tar_stream is None:
+        return None
+    try:
+        with tarfile.open(fileobj=tar_stream, mode="r|") as tar:
+            for member in tar:
+                if member.isfile() and member.name.split("/", 1)[-1] == METRICS_FILE:
+                    f = tar.extractfile(member)
+                    data = json.loads(f.read()) if f else None
+                    return data if isinstance(data, dict) else None
+    except (tarfile.TarError, ValueError):
+        return None
+    finally:
+        tar_stream.seek(0)
+    return None

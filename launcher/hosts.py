@@ -1,0 +1,194 @@
+"""Docker hosts: connect (local, unix, tcp+TLS, ssh, docker contexts), check, describe.
+
+A :class:`Host` is one engine with one connection pool sized to its slots. Errors
+while connecting become :class:`HostError` with advice, raised before any trial
+starts: an unreachable engine, a TLS certificate that does not verify, an SSH host
+key that is not known.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import platform
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from launcher.errors import HostError
+from launcher.sections import HostSpec
+
+if TYPE_CHECKING:
+    import docker
+
+CONNECT_TIMEOUT = 20  # seconds for the first answer of an engine
+API_TIMEOUT = 120  # seconds for any later call that has no timeout of its own
+
+
+@dataclass
+class Host:
+    """A connected Docker engine and what we learned about it."""
+
+    spec: HostSpec
+    client: docker.DockerClient
+    slots: int
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def describe(self) -> dict[str, Any]:
+        """Provenance for the manifest (never secrets)."""
+        info = self.info
+        return {"name": self.name, "url": self.spec.url, "slots": self.slots,
+                "engine_version": info.get("ServerVersion"), "engine_id": info.get("ID"),
+                "engine_name": info.get("Name"), "cpus": info.get("NCPU"),
+                "memory": info.get("MemTotal"), "kernel": info.get("KernelVersion"),
+                "os": info.get("OperatingSystem"), "arch": info.get("Architecture"),
+                "cpu_model": info.get("cpu_model", "")}
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):  # a dead connection must not hide the problem
+            self.client.close()
+
+
+def connect_all(specs: tuple[HostSpec, ...], *, cpus_per_trial: float,
+                max_parallel: int | None = None) -> list[Host]:
+    """Connect to every host concurrently; the first failure is raised (others closed)."""
+    with ThreadPoolExecutor(max_workers=max(1, len(specs))) as pool:
+        futures = [pool.submit(connect, s, cpus_per_trial=cpus_per_trial,
+                               max_parallel=max_parallel) for s in specs]
+        hosts, errors = [], []
+        for future in futures:
+            try:
+                hosts.append(future.result())
+            except HostError as e:
+                errors.append(e)
+    if errors:
+        for host in hosts:
+            host.close()
+        raise errors[0]
+    return hosts
+
+
+def connect(spec: HostSpec, *, cpus_per_trial: float = 1.0,
+            max_parallel: int | None = None) -> Host:
+    """Open one engine, check that it answers, size its pool to its slots."""
+    pool = max(4, (spec.slots or 8) + 4)
+    client = _client(spec, pool)
+    try:
+        info = client.info()
+    except Exception as e:
+        client.close()
+        raise _host_error(spec, e) from e
+    info["cpu_model"] = _local_cpu_model() if _is_this_machine(spec) else ""
+    slots = spec.slots or max(1, int(int(info.get("NCPU", 1)) // max(cpus_per_trial, 0.01)))
+    if max_parallel:
+        slots = min(slots, max_parallel)
+    if spec.slots is None and slots + 4 > pool:
+        client.close()
+        client = _client(spec, slots + 4)
+    return Host(spec=spec, client=client, slots=slots, info=info)
+
+
+def _client(spec: HostSpec, pool: int) -> docker.DockerClient:
+    import docker
+
+    kwargs: dict[str, Any] = {"timeout": API_TIMEOUT, "max_pool_size": pool}
+    try:
+        if spec.url == "local":
+            return docker.from_env(**kwargs)
+        if spec.url.startswith("context:"):
+            return _from_context(spec, kwargs)
+        if spec.url.startswith("tcp://"):
+            kwargs["tls"] = _tls_config(spec)
+        elif spec.url.startswith("ssh://"):
+            kwargs["use_ssh_client"] = False  # paramiko: one SSH login, channels per call
+        return docker.DockerClient(base_url=spec.url, **kwargs)
+    except HostError:
+        raise
+    except Exception as e:
+        raise _host_error(spec, e) from e
+
+
+def _from_context(spec: HostSpec, kwargs: dict[str, Any]) -> docker.DockerClient:
+    import docker
+    from docker.context import ContextAPI
+
+    name = spec.url.split(":", 1)[1]
+    context = ContextAPI.get_context(name)
+    if context is None:
+        raise HostError(f"no docker context named {name!r}", host=spec.name,
+                        hint="see `docker context ls`")
+    return docker.DockerClient(base_url=context.Host, tls=context.TLSConfig or False, **kwargs)
+
+
+def _tls_config(spec: HostSpec) -> Any:
+    from docker.tls import TLSConfig
+
+    cert_path = spec.cert_path or os.environ.get("DOCKER_CERT_PATH")
+    host = urlsplit(spec.url).hostname or ""
+    if not cert_path:
+        if _is_loopback(host):
+            return False
+        raise HostError("plain TCP is allowed only on loopback; this host needs TLS",
+                        host=spec.name, hint="give the host a cert_path with ca.pem, cert.pem "
+                        "and key.pem (or set DOCKER_CERT_PATH)")
+    folder = Path(cert_path).expanduser()
+    files = {n: folder / n for n in ("ca.pem", "cert.pem", "key.pem")}
+    missing = [str(p) for p in files.values() if not p.is_file()]
+    if missing:
+        raise HostError(f"TLS files missing: {', '.join(missing)}", host=spec.name,
+                        hint="cert_path must hold ca.pem, cert.pem and key.pem")
+    return TLSConfig(client_cert=(str(files["cert.pem"]), str(files["key.pem"])),
+                     ca_cert=str(files["ca.pem"]), verify=True)
+
+
+def _host_error(spec: HostSpec, e: Exception) -> HostError:
+    """Known connection failures turned into advice."""
+    text = " ".join(str(e).split())
+    kind = type(e).__name__
+    if "known_hosts" in text or kind == "BadHostKeyException":
+        host = urlsplit(spec.url).hostname
+        return HostError(f"unknown or changed SSH host key ({text[:200]})", host=spec.name,
+                         hint=f"check the key, then add it: ssh-keyscan {host} >> "
+                         "~/.ssh/known_hosts")
+    if "SSL" in text or "certificate" in text.lower() or kind.startswith("SSL"):
+        return HostError(f"TLS verification failed ({text[:200]})", host=spec.name,
+                         hint="the host's certificate must be signed by the CA in cert_path "
+                         "and name the host")
+    if "Authentication failed" in text or kind == "AuthenticationException":
+        return HostError("SSH login refused", host=spec.name,
+                         hint="check the user and that your key is in its authorized_keys")
+    if "Connection refused" in text or "No such file" in text or "timed out" in text.lower() \
+            or "Max retries" in text or "Unable to connect" in text:
+        return HostError(f"no Docker engine answers at {spec.url} ({text[:200]})",
+                         host=spec.name, hint="is the engine running and the address right?")
+    return HostError(f"cannot use {spec.url}: {kind}: {text[:300]}", host=spec.name)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _is_this_machine(spec: HostSpec) -> bool:
+    return spec.url == "local" or spec.url.startswith("unix://")
+
+
+def _local_cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()

@@ -1,0 +1,119 @@
+"""Live progress of a run on stderr: a rich bar with per-host counts on a terminal,
+plain lines otherwise, nothing with ``--quiet``. Thread-safe: trials start on worker
+threads."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections import Counter
+from typing import Any, TextIO
+
+from launcher.backends.base import Work
+from launcher.trial import TrialResult, TrialStatus
+from launcher.units import format_duration
+
+
+class Progress:
+    """Counts per host (running, done, failed) and an ETA."""
+
+    def __init__(self, total: int, workers: list[str], *, mode: str = "auto",
+                 stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+        if mode == "auto":
+            mode = "rich" if self.stream.isatty() else "plain"
+        self.mode = mode
+        self.total = total
+        self.workers = workers
+        self.running: Counter[str] = Counter()
+        self.done: Counter[str] = Counter()
+        self.failed: Counter[str] = Counter()
+        self.finished = 0
+        self.started_at = time.monotonic()
+        self._lock = threading.Lock()
+        self._live: Any = None
+        self._bar: Any = None
+
+    def __enter__(self) -> Progress:
+        if self.mode == "rich":
+            self._start_rich()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._refresh()
+            self._live.stop()
+
+    def started(self, work: Work, host: str) -> None:
+        with self._lock:
+            self.running[host] += 1
+
+    def finished_trial(self, result: TrialResult) -> None:
+        with self._lock:
+            self.running[result.host] = max(0, self.running[result.host] - 1)
+            if result.status is TrialStatus.SUCCEEDED:
+                self.done[result.host] += 1
+            elif result.status not in (TrialStatus.LOST, TrialStatus.CANCELLED):
+                self.failed[result.host] += 1
+            if result.status.terminal or result.status is TrialStatus.CANCELLED:
+                self.finished += 1
+        if self.mode == "plain":
+            self._line(result)
+        elif self.mode == "rich":
+            self._refresh()
+
+    def eta(self) -> str:
+        if not self.finished:
+            return "?"
+        elapsed = time.monotonic() - self.started_at
+        return format_duration(elapsed / self.finished * max(0, self.total - self.finished))
+
+    def _line(self, r: TrialResult) -> None:
+        took = f" in {format_duration(r.duration_s)}" if r.duration_s is not None else ""
+        why = f": {r.reason}" if r.reason and not r.status.ok else ""
+        self.stream.write(f"[{self.finished:>{len(str(self.total))}}/{self.total}] "
+                          f"{r.trial_id} {r.status} on {r.host or '-'}{took}{why} "
+                          f"(eta {self.eta()})\n")
+        self.stream.flush()
+
+    def _start_rich(self) -> None:
+        from rich.console import Console
+        from rich.live import Live
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        console = Console(file=self.stream)
+        self._bar = Progress(TextColumn("trials"), BarColumn(), MofNCompleteColumn(),
+                             TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                             console=console)
+        self._task = self._bar.add_task("trials", total=self.total)
+        self._live = Live(self._render(), console=console, refresh_per_second=4,
+                          get_renderable=self._render)
+        self._live.start()
+
+    def _render(self) -> Any:
+        from rich.console import Group
+        from rich.table import Table
+
+        if self._bar is None:
+            return ""
+        self._bar.update(self._task, completed=self.finished)
+        table = Table(box=None, pad_edge=False)
+        for column in ("host", "running", "succeeded", "failed"):
+            table.add_column(column, justify="left" if column == "host" else "right")
+        with self._lock:
+            for host in self.workers:
+                table.add_row(host, str(self.running[host]), str(self.done[host]),
+                              str(self.failed[host]))
+        return Group(self._bar, table)
+
+    def _refresh(self) -> None:
+        if self._live is not None:
+            self._live.refresh()

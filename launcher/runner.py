@@ -1,0 +1,169 @@
+"""Drive a backend through a run: record every result durably, retry, stop on request.
+
+Policy lives here, placement lives in the backend: failed trials are retried with
+exponential backoff (``retries``, except ``no_retry_exit_codes``); trials lost to an
+infrastructure fault are requeued without using a retry; ``max_consecutive_failures``
+and ``deadline`` stop the sweep; the first Ctrl-C or SIGTERM stops it gracefully
+(running containers stopped, recorded as cancelled), a second one exits at once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+from launcher.backends.base import AllWorkersLost, Backend, WorkQueue
+from launcher.errors import EXIT_INTERRUPTED
+from launcher.store import RunDir
+from launcher.trial import Trial, TrialResult, TrialStatus
+
+MAX_LOST_REQUEUES = 3  # a trial lost this often is recorded as lost for good
+BACKOFF_CAP = 60.0
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    retries: int = 0
+    no_retry_exit_codes: tuple[int, ...] = ()
+    backoff: float = 1.0
+    max_consecutive_failures: int | None = None
+    deadline: float | None = None
+
+    def delay(self, failures: int) -> float:
+        return float(min(BACKOFF_CAP, self.backoff * 2.0 ** max(0, failures - 1)))
+
+
+@dataclass
+class Outcome:
+    """How the run loop ended."""
+
+    stopped: str = ""  # why the sweep stopped early; empty when it ran to the end
+    interrupted: bool = False
+    counts: Counter[str] = field(default_factory=Counter)
+    attempts: int = 0
+
+
+class Runner:
+    """Feeds a backend, records its results and applies the retry policy."""
+
+    def __init__(self, backend: Backend, run: RunDir, policy: RetryPolicy,
+                 on_result: Callable[[TrialResult], None] | None = None) -> None:
+        self.backend = backend
+        self.run = run
+        self.policy = policy
+        self.on_result = on_result
+        self.outcome = Outcome()
+        self._failures: Counter[str] = Counter()
+        self._lost: Counter[str] = Counter()
+        self._attempts: Counter[str] = Counter()
+        self._streak = 0
+        self._queue = WorkQueue()
+
+    def execute(self, trials: list[Trial], start_attempts: dict[str, int] | None = None) -> Outcome:
+        """Run ``trials`` to the end (or until stopped); every result is recorded."""
+        by_id = {t.trial_id: t for t in trials}
+        for trial in trials:
+            self._attempts[trial.trial_id] = (start_attempts or {}).get(trial.trial_id, 0)
+            self._queue.put(trial, self._attempts[trial.trial_id] + 1)
+        timer = self._deadline_timer()
+        restore = self._install_signal_handlers()
+        try:
+            for result in self.backend.launch(self._queue):
+                self._handle(result, by_id[result.trial_id])
+        except AllWorkersLost as e:
+            self._stop(f"every host is down or quarantined ({e})")
+        finally:
+            if timer:
+                timer.cancel()
+            restore()
+            self._queue.close()
+        return self.outcome
+
+    def stop(self, why: str, interrupted: bool = False) -> None:
+        """Stop the sweep from any thread: no new trials, running ones cancelled."""
+        self.outcome.interrupted |= interrupted
+        self._stop(why)
+
+    def _stop(self, why: str) -> None:
+        if not self.outcome.stopped:
+            self.outcome.stopped = why
+        self._queue.close()
+        self.backend.cancel()
+
+    def _handle(self, result: TrialResult, trial: Trial) -> None:
+        self.run.record(result)
+        self.outcome.attempts += 1
+        self._attempts[trial.trial_id] = max(self._attempts[trial.trial_id], result.attempt)
+        if self.on_result:
+            self.on_result(result)
+        if self.outcome.stopped:
+            self.outcome.counts[str(result.status)] += 1
+            return
+        status = result.status
+        if status is TrialStatus.LOST and self._lost[trial.trial_id] < MAX_LOST_REQUEUES:
+            self._lost[trial.trial_id] += 1
+            self._queue.put(trial, self._attempts[trial.trial_id] + 1)  # infra: no retry used
+            return
+        if status in (TrialStatus.FAILED, TrialStatus.TIMED_OUT, TrialStatus.OOM_KILLED):
+            if self._retry(result, trial):
+                return
+            self._streak += 1
+        elif status is TrialStatus.SUCCEEDED:
+            self._streak = 0
+        self.outcome.counts[str(status)] += 1
+        limit = self.policy.max_consecutive_failures
+        if limit and self._streak >= limit:
+            self._stop(f"{self._streak} trials failed in a row (max_consecutive_failures "
+                       f"is {limit})")
+
+    def _retry(self, result: TrialResult, trial: Trial) -> bool:
+        if self._failures[trial.trial_id] >= self.policy.retries:
+            return False
+        if result.status is TrialStatus.FAILED and \
+                result.exit_code in self.policy.no_retry_exit_codes:
+            return False
+        self._failures[trial.trial_id] += 1
+        delay = self.policy.delay(self._failures[trial.trial_id])
+        self._queue.put(trial, self._attempts[trial.trial_id] + 1, delay=delay)
+        return True
+
+    def _deadline_timer(self) -> threading.Timer | None:
+        if self.policy.deadline is None:
+            return None
+        timer = threading.Timer(self.policy.deadline, self._stop,
+                                args=(f"deadline of {self.policy.deadline:g}s reached",))
+        timer.daemon = True
+        timer.start()
+        return timer
+
+    def _install_signal_handlers(self) -> Callable[[], None]:
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        previous: dict[int, Any] = {}
+
+        def handler(signum: int, frame: FrameType | None) -> None:
+            if self.outcome.interrupted:
+                sys.stderr.write("\nlaunch: second interrupt, exiting now; `launch resume` "
+                                 "cleans up what is left\n")
+                sys.stderr.flush()
+                os._exit(EXIT_INTERRUPTED)
+            sys.stderr.write(f"\nlaunch: {signal.Signals(signum).name}: stopping (running "
+                             "trials are being stopped; interrupt again to exit at once)\n")
+            sys.stderr.flush()
+            self.stop("interrupted", interrupted=True)
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, handler)
+
+        def restore() -> None:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+        return restore

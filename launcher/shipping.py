@@ -1,0 +1,126 @@
+"""Make every host hold exactly the run's image: ship where missing, verify the ID.
+
+One ``save`` stream from the source engine is teed into concurrent ``load`` streams to
+every host that lacks the image, in bounded chunks (the image is never held in memory
+as a whole). Afterwards the image ID, the sha256 of the image config that save/load
+preserves, is checked on every host; a host that holds a different image under the
+run's tag is refused before any trial starts.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from launcher.errors import HostError
+from launcher.image import BuiltImage
+
+if TYPE_CHECKING:
+    from launcher.hosts import Host
+
+CHUNK = 1024 * 1024
+QUEUE_CHUNKS = 16  # per target: at most 16 MiB in flight
+_END = b""
+
+
+def ensure_image_on_hosts(image: BuiltImage, source: Host, hosts: list[Host],
+                          on_line: Callable[[str], None] | None = None) -> dict[str, str]:
+    """``{host name: "present" | "shipped"}``; raises HostError on any mismatch."""
+    missing = [h for h in hosts if not _check_host(h, image)]
+    if missing:
+        if on_line:
+            on_line(f"shipping image {image.id[:19]} to {', '.join(h.name for h in missing)}")
+        ship(source, image.tag or image.id, missing)
+        for host in missing:
+            if not _has(host, image.id):
+                raise HostError(f"after loading, the host does not hold image {image.id}",
+                                host=host.name, hint="its engine may rewrite images; check "
+                                "`docker images` there")
+    return {h.name: "shipped" if h in missing else "present" for h in hosts}
+
+
+def _check_host(host: Host, image: BuiltImage) -> bool:
+    """True when the host already has the image; refuses a different image under its tag."""
+    if image.tag:
+        tagged = _image_id(host, image.tag)
+        if tagged is not None and tagged != image.id:
+            raise HostError(f"holds a different image under the tag {image.tag} "
+                            f"({tagged[:19]}, this run uses {image.id[:19]})", host=host.name,
+                            hint=f"remove it there (docker rmi {image.tag}) so that the "
+                            "launcher ships the right one")
+    return _has(host, image.id)
+
+
+def _has(host: Host, image_id: str) -> bool:
+    return _image_id(host, image_id) == image_id
+
+
+def _image_id(host: Host, ref: str) -> str | None:
+    import docker.errors
+
+    try:
+        return str(host.client.api.inspect_image(ref)["Id"])
+    except docker.errors.ImageNotFound:
+        return None
+    except docker.errors.APIError as e:
+        if getattr(e.response, "status_code", 0) == 404:
+            return None
+        raise HostError(f"cannot inspect images: {e}", host=host.name) from e
+
+
+def ship(source: Host, ref: str, targets: list[Host]) -> None:
+    """Stream ``docker save ref`` from ``source`` into ``docker load`` on every target."""
+    queues = [queue.Queue[bytes](maxsize=QUEUE_CHUNKS) for _ in targets]
+    failed: list[BaseException | None] = [None] * len(targets)
+    threads = [threading.Thread(target=_load, args=(t, q, failed, i), daemon=True,
+                                name=f"load-{t.name}") for i, (t, q) in
+               enumerate(zip(targets, queues, strict=True))]
+    for thread in threads:
+        thread.start()
+    try:
+        for chunk in source.client.api.get_image(ref, chunk_size=CHUNK):
+            for i, q in enumerate(queues):
+                _put(q, chunk, failed, i)
+    finally:
+        for i, q in enumerate(queues):
+            _put(q, _END, failed, i)
+        for thread in threads:
+            thread.join()
+    for target, error in zip(targets, failed, strict=True):
+        if error is not None:
+            raise HostError(f"loading the image failed: {error}", host=target.name) from error
+
+
+def _put(q: queue.Queue[bytes], chunk: bytes, failed: list[BaseException | None],
+         i: int) -> None:
+    while failed[i] is None:  # a failed consumer reads no more: skip it, never block
+        try:
+            q.put(chunk, timeout=0.5)
+            return
+        except queue.Full:
+            continue
+
+
+def _load(target: Host, q: queue.Queue[bytes], failed: list[BaseException | None],
+          i: int) -> None:
+    def chunks() -> Iterator[bytes]:
+        while (chunk := q.get()) != _END:
+            yield chunk
+
+    try:
+        for status in target.client.api.load_image(chunks()):
+            if isinstance(status, dict) and status.get("error"):
+                raise RuntimeError(str(status["error"]))
+    except BaseException as e:
+        failed[i] = e
+        _drain(q)
+
+
+def _drain(q: queue.Queue[Any]) -> None:
+    while True:
+        try:
+            q.get_nowait()
+        except queue.Empty:
+            return
