@@ -103,6 +103,7 @@ class prepared_backend:
         self.spec, self.run_id, self.on_line = spec, run_id, on_line
         self.backend: Backend | None = None
         self.hosts: list[Host] = []
+        self.hosts_to_close: list[Host] = []
 
     def __enter__(self) -> tuple[Backend, BuiltImage, RunContext]:
         from launcher.backends import get_backend
@@ -117,9 +118,11 @@ class prepared_backend:
                                   max_parallel=spec.max_parallel)
         else:
             self.hosts = connect_hosts(spec)
-            build_host = self.hosts[0]
-            if not any(h.spec.url == "local" for h in self.hosts):
-                build_host = local_host(spec, required=False) or build_host
+            # Built on the local engine when it answers, else on the first host.
+            build_host = next((h for h in self.hosts if h.spec.url == "local"), None) \
+                or local_host(spec, required=False) or self.hosts[0]
+            if build_host not in self.hosts:
+                self.hosts_to_close.append(build_host)
             image = build(spec, build_host, self.on_line)
             backend = get_backend("docker", hosts=self.hosts, max_parallel=spec.max_parallel,
                                   source=build_host)
@@ -133,7 +136,7 @@ class prepared_backend:
     def __exit__(self, *exc: object) -> None:
         if self.backend is not None:
             self.backend.teardown()
-        for host in self.hosts:
+        for host in self.hosts + self.hosts_to_close:
             host.close()
 
 

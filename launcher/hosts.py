@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 CONNECT_TIMEOUT = 20  # seconds for the first answer of an engine
 API_TIMEOUT = 120  # seconds for any later call that has no timeout of its own
+MIN_API_VERSION = "1.41"  # Docker 20.10
 
 
 @dataclass
@@ -106,6 +107,8 @@ def _client(spec: HostSpec, pool: int) -> docker.DockerClient:
             return _from_context(spec, kwargs)
         if spec.url.startswith("tcp://"):
             kwargs["tls"] = _tls_config(spec)
+            if kwargs["tls"]:
+                return _tls_client(spec.url, kwargs)
         elif spec.url.startswith("ssh://"):
             kwargs["use_ssh_client"] = False  # paramiko: one SSH login, channels per call
         return docker.DockerClient(base_url=spec.url, **kwargs)
@@ -113,6 +116,30 @@ def _client(spec: HostSpec, pool: int) -> docker.DockerClient:
         raise
     except Exception as e:
         raise _host_error(spec, e) from e
+
+
+def _tls_client(url: str, kwargs: dict[str, Any]) -> docker.DockerClient:
+    """A TLS client that verifies with cert_path's CA, whatever the environment says.
+
+    requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE replace the CA that docker-py
+    sets on its session, so a host's private CA would never be used; the client must
+    not take its TLS settings from the environment. API version negotiation happens
+    in the constructor, so negotiate first with a client that already ignores it.
+    """
+    import docker
+    from docker.constants import DEFAULT_DOCKER_API_VERSION
+
+    probe = docker.DockerClient(base_url=url, version=MIN_API_VERSION, **kwargs)
+    probe.api.trust_env = False
+    try:
+        server = probe.api.version(api_version=False)["ApiVersion"]
+    finally:
+        probe.close()
+    version = min((server, DEFAULT_DOCKER_API_VERSION), key=lambda v: tuple(map(int,
+                                                                              v.split("."))))
+    client = docker.DockerClient(base_url=url, version=version, **kwargs)
+    client.api.trust_env = False
+    return client
 
 
 def _from_context(spec: HostSpec, kwargs: dict[str, Any]) -> docker.DockerClient:
