@@ -197,3 +197,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
     # Commands return their exit code (None is success); click returns 0 after --help.
     sys.exit(code if isinstance(code, int) else 0)
+
+
+# Commands kept in their own modules register themselves on `cli` when imported.
+from launcher import cli_ops, cli_results  # noqa: E402, F401

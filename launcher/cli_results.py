@@ -1,0 +1,11 @@
+"""Commands that read finished runs (ls, results, status, verify, compare, report, scale).
+
+Part of the command-line layer: like cli.py, it parses, calls one core function and
+renders. Imported by cli.py, which owns the group and the error handling.
+"""
+
+from __future__ import annotations
+
+from launcher.cli import cli
+
+__all__ = ["cli"]
