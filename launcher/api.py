@@ -196,7 +196,8 @@ def container_settings(spec: SweepSpec, image: BuiltImage, run_id: str,
     return ContainerSettings(
         image=image.id, run_id=run_id, sweep=spec.name, env=env,
         cpus=spec.resources.cpus, memory=spec.resources.memory, pids=spec.resources.pids,
-        gpus=spec.resources.gpus, network=spec.network, user=spec.user, outputs=spec.outputs,
+        gpus=spec.resources.gpus, network=spec.network, user=image.run_as(spec.user),
+        outputs=spec.outputs,
         timeout=spec.timeout, stop_grace=spec.stop_grace, log_limit=spec.log_limit,
         outputs_limit=spec.outputs_limit,
         mounts=tuple((m.kind, m.source, m.target) for m in spec.mounts))

@@ -124,7 +124,7 @@ def run_command(sweep: str, quiet: bool, as_json: bool, **kwargs: Any) -> int:
 
     spec = load(sweep, kwargs)
     mode = "quiet" if quiet or as_json else "auto"
-    results = run_sweep(spec, progress=mode, on_line=None if quiet or as_json else _status)
+    results = run_sweep(spec, progress=mode, on_line=None if quiet or as_json else status_line)
     return print_run_summary(spec, results, as_json=as_json, out=sys.stdout)
 
 
@@ -140,7 +140,7 @@ def build(sweep: str, **kwargs: Any) -> None:
     host = local_host(spec)
     assert host is not None
     try:
-        image = build_image(spec, host, _status)
+        image = build_image(spec, host, status_line)
     finally:
         host.close()
     state = "built" if image.built else "up to date"
@@ -162,7 +162,7 @@ def logs(run: str, trial_id: str, follow: bool, results: str) -> None:
     show_log(run, trial_id, Path(results), follow=follow, out=sys.stdout)
 
 
-def _status(line: str) -> None:
+def status_line(line: str) -> None:
     """Build and shipping output: one dim line each on stderr."""
     text = line.strip()
     if text:

@@ -1,4 +1,4 @@
-"""Commands that operate on hosts and runs (hosts, resume, clean).
+"""Commands that operate on hosts and runs (hosts, clean, resume).
 
 Part of the command-line layer: like cli.py, it parses, calls one core function and
 renders. Imported by cli.py, which owns the group and the error handling.
@@ -6,6 +6,62 @@ renders. Imported by cli.py, which owns the group and the error handling.
 
 from __future__ import annotations
 
-from launcher.cli import cli
+import sys
+from pathlib import Path
+from typing import Any
 
-__all__ = ["cli"]
+import click
+
+from launcher.cli import cli, load, status_line, sweep_options
+
+
+@cli.command()
+@click.argument("sweep", type=click.Path())
+@sweep_options
+@click.option("--no-image", is_flag=True, help="Do not build or look for the image.")
+def hosts(sweep: str, no_image: bool, **kwargs: Any) -> int:
+    """Check every host of SWEEP: reachable, engine, CPUs, memory, slots, image."""
+    from launcher.api import build, local_host
+    from launcher.hostcheck import check_hosts
+    from launcher.views import print_host_reports
+
+    spec = load(sweep, kwargs)
+    image = None
+    if not no_image:
+        builder = local_host(spec, required=False)
+        if builder is not None:
+            try:
+                image = build(spec, builder, status_line)
+            finally:
+                builder.close()
+    reports = check_hosts(spec, image)
+    print_host_reports(reports, image, sys.stdout)
+    return 0 if all(r.reachable for r in reports) else 1
+
+
+@cli.command()
+@click.argument("run", required=False)
+@click.option("--all", "everything", is_flag=True,
+              help="Every launcher container and volume, on every host any run used.")
+@click.option("--images", is_flag=True, help="Also remove old launcher-built images "
+              "(the newest is kept) on the local engine.")
+@click.option("--results", default="results", show_default=True, help="Results root.")
+def clean(run: str | None, everything: bool, images: bool, results: str) -> int:
+    """Remove containers and volumes the launcher labelled: of RUN, or --all."""
+    from launcher.cleanup import clean_all, clean_images, clean_runs
+    from launcher.errors import UsageError
+    from launcher.sections import HostSpec
+    from launcher.store import find_run
+    from launcher.views import print_cleaned
+
+    if not (run or everything or images):
+        raise UsageError("say what to clean: RUN, --all or --images")
+    done = []
+    if everything:
+        done += clean_all(Path(results))
+    elif run:
+        done += clean_runs([find_run(run, Path(results))])
+    if images:
+        done.append(clean_images(HostSpec("local", "local")))
+    print_cleaned(done, sys.stdout)
+    return 1 if any(c.error for c in done) else 0

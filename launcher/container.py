@@ -76,7 +76,12 @@ class ContainerSettings:
         tmpfs = {"/tmp": TMPFS}
         if not self.outputs:  # nothing to copy back: a tmpfs is cheaper than a volume
             tmpfs[OUTPUTS_DIR] = TMPFS + ",mode=1777"
+        labels = {LABEL_MANAGED: "true", LABEL_RUN: self.run_id, LABEL_SWEEP: self.sweep,
+                  LABEL_TRIAL: trial.trial_id, LABEL_ATTEMPT: str(attempt)}
         mounts = [Mount(target=t, source=s, type=k, read_only=True) for k, s, t in self.mounts]
+        if self.outputs:  # an anonymous volume, labelled so that `launch clean` finds it
+            mounts.append(Mount(target=OUTPUTS_DIR, source=None, type="volume",
+                                labels=labels))
         host_config = api.create_host_config(
             network_mode=self.network, cap_drop=["ALL"],
             security_opt=["no-new-privileges"], read_only=True, privileged=False,
@@ -85,11 +90,8 @@ class ContainerSettings:
             mounts=mounts or None,
             device_requests=[DeviceRequest(count=self.gpus, capabilities=[["gpu"]])]
             if self.gpus else None)
-        labels = {LABEL_MANAGED: "true", LABEL_RUN: self.run_id, LABEL_SWEEP: self.sweep,
-                  LABEL_TRIAL: trial.trial_id, LABEL_ATTEMPT: str(attempt)}
         return {"image": self.image, "command": argv.command, "entrypoint": argv.entrypoint,
                 "environment": env, "labels": labels, "user": self.user or "",
-                "volumes": [OUTPUTS_DIR] if self.outputs else None,
                 "host_config": host_config, "network_disabled": self.network == "none"}
 
 

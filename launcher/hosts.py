@@ -12,6 +12,7 @@ import contextlib
 import ipaddress
 import os
 import platform
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,7 @@ class Host:
         """Provenance for the manifest (never secrets)."""
         info = self.info
         return {"name": self.name, "url": self.spec.url, "slots": self.slots,
+                "cert_path": self.spec.cert_path,
                 "engine_version": info.get("ServerVersion"), "engine_id": info.get("ID"),
                 "engine_name": info.get("Name"), "cpus": info.get("NCPU"),
                 "memory": info.get("MemTotal"), "kernel": info.get("KernelVersion"),
@@ -178,6 +180,10 @@ def _tls_config(spec: HostSpec) -> Any:
 def _host_error(spec: HostSpec, e: Exception) -> HostError:
     """Known connection failures turned into advice."""
     text = " ".join(str(e).split())
+    root = re.search(r"\[Errno -?\d+\] [^'\")]+|\[SSL: [A-Z_]+\][^'\")]*|Read timed out",
+                     text)
+    if root:  # the innermost reason, not urllib3's wrapping of it
+        text = root.group(0).strip()
     kind = type(e).__name__
     if "known_hosts" in text or kind == "BadHostKeyException":
         host = urlsplit(spec.url).hostname

@@ -16,7 +16,7 @@ import os
 import re
 import tarfile
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +35,7 @@ DEFAULT_REQUIREMENTS = ("requirements.txt", "experiments/requirements.txt")
 # by scripts/base-image.sh. LAUNCH_BASE_IMAGE names another replacement.
 LOCAL_BASES = {"python:3.11-slim": "launcher-base:python3.11-bookworm"}
 BUILD_LOG_TAIL = 15
+NON_ROOT_USER = "10001:10001"
 
 LineSink = Callable[[str], None]
 
@@ -48,6 +49,16 @@ class BuiltImage:
     digest: str = ""
     built: bool = False  # False when an image with the same digest already existed
     base: str = ""
+    user: str = ""  # the image's configured USER ("" means root)
+
+    def run_as(self, requested: str | None) -> str:
+        """The container user: as the sweep asks, else the image's if it is not root,
+        else the launcher's unprivileged 10001 (the uid the project's Dockerfile uses)."""
+        if requested:
+            return requested
+        if self.user and self.user.split(":")[0] not in ("root", "0"):
+            return self.user
+        return NON_ROOT_USER
 
 
 def find_context(spec: ImageSpec, sweep_dir: Path) -> Path:
@@ -72,8 +83,11 @@ def ensure_image(client: docker.DockerClient, spec: ImageSpec, sweep_dir: Path,
                  on_line: LineSink | None = None) -> BuiltImage:
     """The image of ``spec`` on the engine of ``client``: a prebuilt tag, or a build."""
     if spec.tag is not None:
-        return _prebuilt(client, spec.tag)
-    return build_image(client, spec, find_context(spec, sweep_dir), on_line)
+        image = _prebuilt(client, spec.tag)
+    else:
+        image = build_image(client, spec, find_context(spec, sweep_dir), on_line)
+    config = client.api.inspect_image(image.id).get("Config") or {}
+    return replace(image, user=str(config.get("User") or ""))
 
 
 def _prebuilt(client: docker.DockerClient, tag: str) -> BuiltImage:

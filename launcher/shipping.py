@@ -53,6 +53,14 @@ def _check_host(host: Host, image: BuiltImage) -> bool:
     return _has(host, image.id)
 
 
+def image_state(host: Host, image: BuiltImage) -> str:
+    """"yes", "no" or "different image under the tag" (for `launch hosts`)."""
+    try:
+        return "yes" if _check_host(host, image) else "no"
+    except HostError:
+        return "different image under the tag"
+
+
 def _has(host: Host, image_id: str) -> bool:
     return _image_id(host, image_id) == image_id
 

@@ -96,3 +96,22 @@ def show_log(run: str, trial_id: str, results_root: Path, *, follow: bool, out: 
         time.sleep(1)
     raise UsageError(f"trial {matches[0]} has no log yet", hint="it has not finished; "
                      "logs are collected when a trial ends (use -f to wait)")
+
+
+def print_host_reports(reports: list[Any], image: Any, out: TextIO) -> None:
+    columns = ["host", "url", "reachable", "engine", "cpus", "memory_gib", "slots",
+               "has_image", "problem"]
+    rows = [[r.name, r.url, "yes" if r.reachable else "NO", r.engine, r.cpus, r.memory_gib,
+             r.slots, r.has_image, r.problem] for r in reports]
+    write_rows(out, columns, rows, "table")
+    if image is not None:
+        out.write(f"\nimage {image.id} ({image.tag})\n")
+
+
+def print_cleaned(done: list[Any], out: TextIO) -> None:
+    for c in done:
+        if c.error:
+            out.write(f"{c.host}: not cleaned: {c.error}\n")
+        else:
+            out.write(f"{c.host}: removed {c.containers} containers, {c.volumes} volumes, "
+                      f"{c.images} images\n")

@@ -1,0 +1,124 @@
+"""Remove what the launcher left on engines: containers and volumes by label, old images.
+
+Every container and ``/outputs`` volume of a run carries ``io.launcher.run=<run id>``,
+so a crashed or killed launcher's leftovers are found again on every host of the run
+(from its manifest), like SkyPilot finds its local containers by label.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from launcher.errors import HostError
+from launcher.image import IMAGE_REPOSITORY
+from launcher.sections import HostSpec
+from launcher.store import RunDir, iter_runs
+from launcher.trial import LABEL_MANAGED, LABEL_RUN
+
+if TYPE_CHECKING:
+    from launcher.hosts import Host
+
+
+@dataclass
+class Cleaned:
+    host: str
+    containers: int = 0
+    volumes: int = 0
+    images: int = 0
+    error: str = ""
+
+
+def hosts_of_run(run: RunDir) -> list[HostSpec]:
+    """The hosts a run used, from its manifest (the local engine for a Ray run)."""
+    manifest = run.manifest()
+    entries = manifest.get("hosts") or [{"name": "local", "url": "local"}]
+    return [HostSpec(url=h["url"], name=h["name"], cert_path=h.get("cert_path"))
+            for h in entries]
+
+
+def clean_runs(runs: list[RunDir]) -> list[Cleaned]:
+    """Remove every container and volume labelled with any of ``runs``, on their hosts."""
+    by_url: dict[str, tuple[HostSpec, list[str]]] = {}
+    for run in runs:
+        for spec in hosts_of_run(run):
+            by_url.setdefault(spec.url, (spec, []))[1].append(run.run_id)
+    return [_clean_host(spec, [f"{LABEL_RUN}={r}" for r in run_ids])
+            for spec, run_ids in by_url.values()]
+
+
+def clean_all(results_root: Path) -> list[Cleaned]:
+    """Every launcher-labelled container and volume on the local engine and on every
+    host that any run under ``results_root`` used."""
+    specs = {"local": HostSpec("local", "local")}
+    for path in iter_runs(results_root):
+        for spec in hosts_of_run(RunDir(path)):
+            specs.setdefault(spec.url, spec)
+    return [_clean_host(spec, None) for spec in specs.values()]
+
+
+def _clean_host(spec: HostSpec, run_labels: list[str] | None) -> Cleaned:
+    from launcher.hosts import connect
+
+    out = Cleaned(spec.name)
+    try:
+        host = connect(spec)
+    except HostError as e:
+        out.error = str(e)
+        return out
+    try:
+        for label in run_labels or [f"{LABEL_MANAGED}=true"]:
+            c, v = remove_by_label(host, label)
+            out.containers += c
+            out.volumes += v
+    finally:
+        host.close()
+    return out
+
+
+def remove_by_label(host: Host, label: str) -> tuple[int, int]:
+    """Force-remove containers, then volumes, carrying ``label``; return the counts."""
+    api = host.client.api
+    containers = volumes = 0
+    for container in api.containers(all=True, filters={"label": label}):
+        try:
+            api.remove_container(container["Id"], v=True, force=True)
+            containers += 1
+        except Exception:  # removed meanwhile by its own trial thread
+            continue
+    for volume in (api.volumes(filters={"label": label}) or {}).get("Volumes") or []:
+        try:
+            api.remove_volume(volume["Name"], force=True)
+            volumes += 1
+        except Exception:  # still in use by a container being removed
+            continue
+    return containers, volumes
+
+
+def clean_images(spec: HostSpec, keep: int = 1) -> Cleaned:
+    """Remove launcher-built images except the ``keep`` newest and any in use."""
+    from launcher.hosts import connect
+
+    out = Cleaned(spec.name)
+    try:
+        host = connect(spec)
+    except HostError as e:
+        out.error = str(e)
+        return out
+    try:
+        api = host.client.api
+        images: list[dict[str, Any]] = api.images(name=IMAGE_REPOSITORY,
+                                                  filters={"label": f"{LABEL_MANAGED}=true"})
+        in_use = {c["ImageID"] for c in api.containers(all=True)}
+        for image in sorted(images, key=lambda i: i["Created"], reverse=True)[keep:]:
+            if image["Id"] in in_use:
+                continue
+            try:
+                api.remove_image(image["Id"], force=True)
+                out.images += 1
+            except Exception:  # a parent of another image; left for later
+                continue
+    finally:
+        host.close()
+    return out

@@ -1,0 +1,55 @@
+"""``launch hosts``: is every host of a sweep reachable and ready for its image?"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from launcher.errors import HostError
+from launcher.image import BuiltImage
+from launcher.sections import HostSpec
+from launcher.spec import SweepSpec
+
+
+@dataclass
+class HostReport:
+    name: str
+    url: str
+    reachable: bool
+    engine: str = ""
+    cpus: int | None = None
+    memory_gib: float | None = None
+    slots: int | None = None
+    has_image: str = ""  # "yes", "no", "different image under the tag", or ""
+    problem: str = ""
+
+
+def check_hosts(spec: SweepSpec, image: BuiltImage | None) -> list[HostReport]:
+    """One report per host of ``spec``, checked concurrently; never raises for a host."""
+    with ThreadPoolExecutor(max_workers=max(1, len(spec.hosts))) as pool:
+        return list(pool.map(lambda h: _check(h, spec, image), spec.hosts))
+
+
+def _check(host_spec: HostSpec, spec: SweepSpec, image: BuiltImage | None) -> HostReport:
+    from launcher.hosts import connect
+    from launcher.shipping import image_state
+
+    report = HostReport(host_spec.name, host_spec.url, reachable=False)
+    try:
+        host = connect(host_spec, cpus_per_trial=spec.resources.cpus,
+                       max_parallel=spec.max_parallel)
+    except HostError as e:
+        report.problem = str(e)
+        return report
+    try:
+        info = host.info
+        report.reachable = True
+        report.engine = str(info.get("ServerVersion", ""))
+        report.cpus = info.get("NCPU")
+        report.memory_gib = round(int(info.get("MemTotal", 0)) / 2**30, 1)
+        report.slots = host.slots
+        if image is not None:
+            report.has_image = image_state(host, image)
+    finally:
+        host.close()
+    return report
