@@ -75,7 +75,7 @@ class ContainerSettings:
                ENV_PARAMS: json.dumps(trial.nested_params(), ensure_ascii=False)}
         tmpfs = {"/tmp": TMPFS}
         if not self.outputs:  # nothing to copy back: a tmpfs is cheaper than a volume
-            tmpfs[OUTPUTS_DIR] = TMPFS + ",mode=1777"
+            tmpfs[OUTPUTS_DIR] = TMPFS + self._tmpfs_owner()
         labels = {LABEL_MANAGED: "true", LABEL_RUN: self.run_id, LABEL_SWEEP: self.sweep,
                   LABEL_TRIAL: trial.trial_id, LABEL_ATTEMPT: str(attempt)}
         mounts = [Mount(target=t, source=s, type=k, read_only=True) for k, s, t in self.mounts]
@@ -93,6 +93,15 @@ class ContainerSettings:
         return {"image": self.image, "command": argv.command, "entrypoint": argv.entrypoint,
                 "environment": env, "labels": labels, "user": self.user or "",
                 "host_config": host_config, "network_disabled": self.network == "none"}
+
+
+    def _tmpfs_owner(self) -> str:
+        """A tmpfs over the image's /outputs keeps the folder's mode but not its owner
+        (engine copy-up), so it is given to the container's numeric user explicitly."""
+        uid, _, gid = (self.user or "").partition(":")
+        if uid.isdigit():
+            return f",uid={uid},gid={gid if gid.isdigit() else uid}"
+        return ",mode=1777"
 
 
 class Cancelled(Exception):

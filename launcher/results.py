@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from launcher.store import RunDir, atomic_write, best_records, find_run
 from launcher.trial import TrialStatus, pluck
@@ -114,3 +115,112 @@ def summarize(df: pd.DataFrame, metric: str | None, goal: str = "minimize") -> p
         out = first.join(out)
     return out.reset_index()[[k for k in keys if k in out.reset_index().columns] +
                              [c for c in out.columns if c not in keys]]
+
+
+# -- the `launch results` view ------------------------------------------------------------
+COMPACT_HIDDEN = ("reason", "image_id", "container_id", "queued_at", "started_at",
+                  "finished_at", "exit_code", "attempt")
+
+
+@dataclass(frozen=True)
+class RunTable:
+    """A run's results table and what is needed to read it (what `launch results` shows).
+
+    ``df`` has one row per planned trial; :meth:`by_config` aggregates the sweep's metric
+    over replicas, best first. Read-only: derived again from the run directory on load.
+    """
+
+    run_dir: Path
+    sweep: str
+    df: pd.DataFrame
+    metric: str | None
+    goal: str
+
+    @property
+    def run_id(self) -> str:
+        return self.run_dir.name
+
+    def by_config(self) -> pd.DataFrame:
+        """One row per configuration: parameters, trials, succeeded, and mean, std, min,
+        max, count of the sweep's metric over succeeded replicas (every numeric metric,
+        prefixed, when the sweep names none), best first by the sweep's goal."""
+        return aggregate(self.df, self.metric, self.goal)
+
+    def best(self, n: int = 5) -> pd.DataFrame:
+        return self.by_config().head(n)
+
+
+def open_results(run: str | Path, results_root: str | Path = "results") -> RunTable:
+    """The results of a run (a run directory, or a run id or unique prefix)."""
+    run_dir = find_run(str(run), Path(results_root))
+    metric, goal = sweep_metric(run_dir)
+    return RunTable(run_dir.path, str(run_dir.manifest().get("sweep", run_dir.path.parent.name)),
+                    build_table(run_dir), metric, goal)
+
+
+def results_by_config(run: str | Path, results_root: str | Path = "results") -> pd.DataFrame:
+    """``launch results RUN --by config`` as a DataFrame."""
+    return open_results(run, results_root).by_config()
+
+
+def sweep_metric(run: RunDir) -> tuple[str | None, str]:
+    """The sweep's metric name (or None) and goal, from manifest.json."""
+    metric = run.manifest().get("metric") or {}
+    return metric.get("name"), str(metric.get("goal") or "minimize")
+
+
+def metric_columns(df: pd.DataFrame) -> list[str]:
+    return [c for c in df.columns if c.startswith("metric.")]
+
+
+def numeric_metrics(df: pd.DataFrame) -> list[str]:
+    """Metric names whose non-empty values are all numbers."""
+    import pandas as pd
+
+    names = []
+    for column in metric_columns(df):
+        values = df[column].dropna()
+        if len(values) and pd.to_numeric(values, errors="coerce").notna().all():
+            names.append(column.removeprefix("metric."))
+    return names
+
+
+def aggregate(df: pd.DataFrame, metric: str | None, goal: str = "minimize") -> pd.DataFrame:
+    """Per configuration over replicas (see :meth:`RunTable.by_config`)."""
+    if metric and f"metric.{metric}" in df.columns:
+        names = ("mean", "std", "min", "max", "count")
+        return summarize(df, metric, goal).rename(columns={s: f"{metric}.{s}" for s in names})
+    out = summarize(df, None, goal)
+    ok = df[df["status"] == str(TrialStatus.SUCCEEDED)]
+    for name in numeric_metrics(df):
+        stats = ok.assign(_v=ok[f"metric.{name}"].astype(float)).groupby("config_id")["_v"] \
+            .agg(["mean", "std", "min", "max", "count"])
+        stats.columns = [f"{name}.{c}" for c in stats.columns]
+        out = out.merge(stats, how="left", left_on="config_id", right_index=True)
+    return out
+
+
+def compact(df: pd.DataFrame) -> pd.DataFrame:
+    """The table for a terminal: provenance columns left out (CSV and JSON keep them)."""
+    return df[[c for c in df.columns if c not in COMPACT_HIDDEN]]
+
+
+def plain_rows(df: pd.DataFrame) -> list[list[Any]]:
+    """Rows of plain Python values (None for missing), exact floats, for tables.write_rows."""
+    return [[_plain(v) for v in row] for row in df.astype(object).itertuples(index=False,
+                                                                             name=None)]
+
+
+def _plain(value: Any) -> Any:
+    import pandas as pd
+
+    if value is None or (not isinstance(value, str | list | dict) and pd.isna(value)):
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
+def write_frame(df: pd.DataFrame, fmt: str, out: TextIO) -> None:
+    """A DataFrame in one of tables.FORMATS (table, csv, json, markdown)."""
+    from launcher.tables import write_rows
+
+    write_rows(out, [str(c) for c in df.columns], plain_rows(df), fmt)

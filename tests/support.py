@@ -30,12 +30,12 @@ def probe_sweep(folder: Path, params: dict[str, Any], name: str = "probe",
     return write_sweep(folder, {"command": PROBE, "parameters": params, **keys}, name)
 
 
-def test_host_entries() -> list[dict[str, Any]]:
+def hosts_entries() -> list[dict[str, Any]]:
     """The hosts of scripts/test-hosts.sh in sweep syntax (h2 over TLS, h3 over SSH)."""
     return list(yaml.safe_load((TEST_HOSTS / "hosts.yaml").read_text()))
 
 
-def test_host_env() -> dict[str, str]:
+def hosts_env() -> dict[str, str]:
     out = {}
     for line in (TEST_HOSTS / "hosts.env").read_text().splitlines():
         if "=" in line and not line.startswith("#"):
@@ -50,7 +50,7 @@ def engine_clients() -> dict[str, Any]:
 
     clients = {"local": docker.from_env()}
     if (TEST_HOSTS / "hosts.env").exists():
-        env = test_host_env()
+        env = hosts_env()
         for name in ("H2", "H3"):
             clients[name.lower()] = docker.DockerClient(base_url=env[f"{name}_SOCK"])
     return clients

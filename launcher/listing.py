@@ -1,0 +1,197 @@
+"""Which runs exist, and how far one has got: what `launch ls` and `launch status` show.
+
+Both read only the run directories (manifest, plan and the durable records), never
+Docker, so they work on any machine that has the results folder, also while a launcher
+is still writing to it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from launcher.errors import UsageError
+from launcher.store import LOCK, RunDir, best_records, find_run, iter_runs
+from launcher.trial import TrialStatus
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+LS_COLUMNS = ("sweep", "run_id", "date", "state", "trials", "succeeded", "image_id", "hosts")
+
+
+def list_runs(results_root: str | Path = "results") -> pd.DataFrame:
+    """One row per run under the results root, oldest first (columns: LS_COLUMNS)."""
+    import pandas as pd
+
+    root = Path(results_root)
+    if not root.is_dir():
+        raise UsageError(f"the results root {root} does not exist",
+                         hint="pass --results DIR, the folder given as `results` in the sweep")
+    return pd.DataFrame([_run_row(RunDir(path)) for path in iter_runs(root)],
+                        columns=list(LS_COLUMNS))
+
+
+def _run_row(run: RunDir) -> dict[str, Any]:
+    try:
+        manifest = run.manifest()
+        planned = len(run.plan()["trials"])
+    except (OSError, ValueError, KeyError):
+        return {"sweep": run.path.parent.name, "run_id": run.run_id, "state": "unreadable"}
+    records = best_records(run.records())
+    succeeded = sum(r["status"] == TrialStatus.SUCCEEDED for r in records.values())
+    image = (manifest.get("image") or {}).get("id") or ""
+    hosts = [h.get("name") or h.get("url") or "?" for h in manifest.get("hosts") or []]
+    return {"sweep": manifest.get("sweep", run.path.parent.name), "run_id": run.run_id,
+            "date": _short_time(manifest.get("created_at")), "state": manifest.get("state"),
+            "trials": planned, "succeeded": succeeded, "image_id": short_image(image),
+            "hosts": ",".join(hosts)}
+
+
+def short_image(image_id: str | None) -> str:
+    """``sha256:0123456789ab``: the 12 hex digits Docker shows."""
+    if not image_id:
+        return ""
+    algo, _, digest = str(image_id).rpartition(":")
+    return f"{algo or 'sha256'}:{digest[:12]}"
+
+
+def _short_time(stamp: str | None) -> str:
+    return stamp.replace("T", " ").rstrip("Z")[:19] if stamp else ""
+
+
+def parse_time(stamp: Any) -> datetime | None:
+    """An ISO UTC time of a record (``...Z``) as an aware datetime; None when absent."""
+    if not stamp or not isinstance(stamp, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(stamp)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+# -- status of one run ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class RunStatus:
+    """A run's progress from its records. Records are written when a trial finishes, so
+    ``running`` is an upper bound: the slots the run may keep busy while work remains."""
+
+    run_dir: Path
+    state: str  # the manifest's state, "abandoned" when its launcher is gone
+    holder: str  # who holds the run's lock ("pid N on HOST"), empty when nobody
+    planned: int
+    counts: dict[str, int]  # finished trials per status
+    slots: int
+    per_host: pd.DataFrame  # host, finished, then one column per status, mean_s, last
+    first_start: datetime | None
+    last_finish: datetime | None
+
+    @property
+    def finished(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def remaining(self) -> int:
+        return self.planned - self.finished
+
+    @property
+    def in_progress(self) -> bool:
+        return self.state == "running"
+
+    @property
+    def running(self) -> int:
+        return min(self.remaining, self.slots) if self.in_progress else 0
+
+    @property
+    def rate(self) -> float | None:
+        """Finished trials per second so far."""
+        if not self.first_start or not self.last_finish or not self.finished:
+            return None
+        span = (self.last_finish - self.first_start).total_seconds()
+        return self.finished / span if span > 0 else None
+
+    def summary(self) -> str:
+        """The text `launch status` prints."""
+        from launcher.results import plain_rows
+        from launcher.tables import render_rows
+
+        counts = ", ".join(f"{s} {n}" for s, n in sorted(self.counts.items())) or "none yet"
+        lines = [f"run {self.run_dir.parent.name}/{self.run_dir.name}: {self.state}"
+                 + (f" ({self.holder})" if self.holder else ""),
+                 f"finished {self.finished}/{self.planned}: {counts}",
+                 f"remaining {self.remaining}" + (f", running at most {self.running} "
+                                                  f"({self.slots} slots)"
+                                                  if self.in_progress else "")]
+        if self.rate:
+            eta = (f", about {self.remaining / self.rate:.0f} s left"
+                   if self.in_progress and self.remaining else "")
+            lines.append(f"throughput {self.rate:.2f} trials/s{eta}")
+        if len(self.per_host):
+            lines.append("")
+            lines.append(render_rows(list(self.per_host.columns), plain_rows(self.per_host),
+                                     "table").rstrip("\n"))
+        return "\n".join(lines) + "\n"
+
+
+def run_status(run: str | Path, results_root: str | Path = "results") -> RunStatus:
+    """How far a run (a run directory, or a run id or prefix) has got."""
+    run_dir = find_run(str(run), Path(results_root))
+    manifest = run_dir.manifest()
+    records = list(best_records(run_dir.records()).values())
+    state = str(manifest.get("state") or "unknown")
+    holder = _lock_holder(run_dir) if state == "running" else ""
+    if state == "running" and not holder:
+        state = "abandoned"  # the launcher died without closing the run: `launch resume`
+    slots = int(manifest.get("max_parallel") or
+                sum(int(h.get("slots") or 1) for h in manifest.get("hosts") or []) or 1)
+    starts = [t for t in (parse_time(r.get("started_at")) for r in records) if t]
+    finishes = [t for t in (parse_time(r.get("finished_at")) for r in records) if t]
+    return RunStatus(run_dir.path, state, holder, len(run_dir.plan()["trials"]),
+                     dict(Counter(str(r["status"]) for r in records)), slots,
+                     per_host_table(records), min(starts, default=None),
+                     max(finishes, default=None))
+
+
+def per_host_table(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """Finished trials per host: counts per status, mean duration, last finish time."""
+    import pandas as pd
+
+    if not records:
+        return pd.DataFrame(columns=["host", "finished"])
+    df = pd.DataFrame([{"host": r.get("host") or "(none)", "status": r["status"],
+                        "duration_s": r.get("duration_s"),
+                        "finished_at": _short_time(r.get("finished_at"))[11:]}
+                       for r in records])
+    counts = pd.crosstab(df["host"], df["status"])
+    out = counts.sum(axis=1).to_frame("finished").join(counts)
+    grouped = df.groupby("host")
+    out["mean_s"] = grouped["duration_s"].mean().round(2)
+    out["last"] = grouped["finished_at"].max()
+    return out.reset_index()
+
+
+def _lock_holder(run: RunDir) -> str:
+    """"pid N on HOST" when a live launcher holds the run; empty when nobody does.
+    A holder on another machine cannot be checked and is assumed alive."""
+    path = run.path / LOCK
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return ""
+    parts = text.split()
+    if len(parts) != 4 or parts[0] != "pid" or not parts[1].isdigit():
+        return ""
+    if parts[3] != os.uname().nodename:
+        return text
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return ""
+    except PermissionError:
+        return text
+    return text

@@ -1,0 +1,378 @@
+"""Reproducibility: did the same configuration and seed give the same result everywhere?
+
+    from launcher.verify import verify_runs
+    v = verify_runs(["results/replicas/20261130-102412-1abe"])
+    v.ok, v.verdict          # True, "30/30 trials on 3 hosts reproduce: ..."
+    v.df                     # one row per succeeded trial: group, reference, match, differences
+    v.matrix()               # host x seed: matching/compared trials per cell
+    print(v.summary())       # what `launch verify` prints
+
+Succeeded trials of the given runs are grouped by (config_id, seed). Within a group the
+trials are split into classes of equal results (metrics equal, exactly or within
+``rtol``/``atol``, and equal sha256 of every output file except the ``ignore``d names);
+the largest class is the reference and every trial outside it differs. Every trial must
+also have run on the same image ID as the majority. Pure where it can be:
+:func:`verify_table` works on a DataFrame and is what the unit tests drive.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from launcher.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError
+from launcher.listing import short_image
+from launcher.trial import METRICS_FILE, TrialStatus
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from launcher.store import RunDir
+
+Signature = tuple[dict[str, Any], dict[str, str]]  # (metrics, {relative path: sha256})
+HOW_TO_COMPARE = ("give the trials partners: `seed_mode: fixed` with `replicas` > 1 makes "
+                  "replicas share a seed, or verify two runs of the same sweep: "
+                  "`launch verify RUN_A RUN_B`")
+
+
+# -- comparing values and signatures (pure) ------------------------------------------------
+def values_match(value: Any, reference: Any, rtol: float = 0.0, atol: float = 0.0) -> bool:
+    """Equal, or for real numbers within ``atol + rtol * |reference|`` (NaN equals NaN)."""
+    if _is_real(value) and _is_real(reference):
+        a, b = float(value), float(reference)
+        if math.isnan(a) or math.isnan(b):
+            return math.isnan(a) and math.isnan(b)
+        if rtol == 0 and atol == 0:
+            return bool(value == reference)
+        return abs(a - b) <= atol + rtol * abs(b)
+    return bool(value == reference)
+
+
+def _is_real(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int | float):
+        return True
+    return type(value).__module__ == "numpy" and getattr(value, "dtype", None) is not None \
+        and value.dtype.kind in "iuf"
+
+
+def differences(sig: Signature, ref: Signature, rtol: float = 0.0,
+                atol: float = 0.0) -> list[str]:
+    """What differs between a trial's signature and the reference's, one phrase each."""
+    out = []
+    metrics, ref_metrics = sig[0], ref[0]
+    for name in sorted(metrics.keys() | ref_metrics.keys()):
+        if name not in metrics or name not in ref_metrics:
+            out.append(f"metric {name} only in {'this' if name in metrics else 'reference'}")
+        elif not values_match(metrics[name], ref_metrics[name], rtol, atol):
+            out.append(f"{name} {metrics[name]!r} vs {ref_metrics[name]!r}")
+    files, ref_files = sig[1], ref[1]
+    for name in sorted(files.keys() | ref_files.keys()):
+        if name not in files or name not in ref_files:
+            out.append(f"file {name} only in {'this' if name in files else 'reference'}")
+        elif files[name] != ref_files[name]:
+            out.append(f"file {name}")
+    return out
+
+
+def classes(signatures: Sequence[Signature], rtol: float = 0.0,
+            atol: float = 0.0) -> list[list[int]]:
+    """Indices grouped into classes of matching signatures (each compared with its class's
+    first member), in order of first appearance."""
+    found: list[list[int]] = []
+    for i, sig in enumerate(signatures):
+        home = next((c for c in found if not differences(sig, signatures[c[0]], rtol, atol)),
+                    None)
+        if home is None:
+            found.append([i])
+        else:
+            home.append(i)
+    return found
+
+
+# -- the verification of a table (pure) ----------------------------------------------------
+@dataclass(frozen=True)
+class Verification:
+    """The result of a reproducibility check; read-only. ``df`` has one row per succeeded
+    trial with ``group_size``, ``compared``, ``reference`` (``run_id/trial_id`` of the
+    trial it was compared with), ``match`` (None when it had no partner) and ``differences``."""
+
+    runs: tuple[str, ...]
+    df: pd.DataFrame
+    left_out: dict[str, int]
+    image_ids: dict[str, int]
+    rtol: float = 0.0
+    atol: float = 0.0
+    ignored: tuple[str, ...] = ()
+
+    @property
+    def compared(self) -> int:
+        return int(self.df["compared"].sum()) if len(self.df) else 0
+
+    @property
+    def matching(self) -> int:
+        return int((self.df["compared"] & (self.df["match"] == True)).sum()) \
+            if len(self.df) else 0  # noqa: E712 - match holds True, False or None
+
+    @property
+    def differing(self) -> pd.DataFrame:
+        return self.df[self.df["match"] == False]  # noqa: E712
+
+    @property
+    def hosts(self) -> list[str]:
+        return sorted({str(h) for h in self.df.loc[self.df["compared"], "host"]}) \
+            if len(self.df) else []
+
+    @property
+    def exit_code(self) -> int:
+        """1 when anything differs, 2 when nothing could be compared, else 0."""
+        if len(self.differing):
+            return EXIT_FAILURE
+        return EXIT_USAGE if self.compared == 0 else EXIT_OK
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == EXIT_OK
+
+    @property
+    def verdict(self) -> str:
+        """One line: what reproduced (or did not) on how many hosts, and the image."""
+        if len(self.differing):
+            kinds = Counter(k for d in self.differing["differences"] for k in _kinds(d))
+            what = ", ".join(f"{k} {'differs' if k == 'image' else 'differ'} in {n}"
+                             for k, n in sorted(kinds.items()))
+            return (f"{len(self.differing)}/{max(self.compared, len(self.differing))} trials "
+                    f"do not reproduce ({what}){self._across()}")
+        if self.compared == 0:
+            return (f"nothing to compare: no (config_id, seed) has two succeeded trials "
+                    f"among {len(self.df)}; {HOW_TO_COMPARE}")
+        n = len(self.hosts)
+        images = ", ".join(short_image(i) for i in self.image_ids) or "unknown"
+        return (f"{self.matching}/{self.compared} trials on {n} host{'s' if n != 1 else ''} "
+                f"reproduce{self._across()}: {self._what()}, image {images}")
+
+    def _across(self) -> str:
+        return f" across {len(self.runs)} runs" if len(self.runs) > 1 else ""
+
+    def _what(self) -> str:
+        metrics = ("identical metrics" if self.rtol == 0 and self.atol == 0 else
+                   f"metrics within rtol={self.rtol:g} atol={self.atol:g}")
+        has_files = any(bool(f) for f in self.df["files"]) if "files" in self.df else False
+        if not has_files:
+            return f"{metrics} (no output files to compare)"
+        skipped = f" (without {', '.join(self.ignored)})" if self.ignored else ""
+        if metrics.startswith("identical"):
+            return f"identical metrics and outputs{skipped}"
+        return f"{metrics} and identical output files{skipped}"
+
+    def notes(self) -> list[str]:
+        """What was left out, and why."""
+        out = []
+        if self.left_out:
+            parts = ", ".join(f"{s} {n}" for s, n in sorted(self.left_out.items()))
+            out.append(f"left out {sum(self.left_out.values())} trials that did not succeed "
+                       f"({parts})")
+        alone = int((~self.df["compared"]).sum()) if len(self.df) else 0
+        if alone and self.compared:
+            out.append(f"{alone} trials have no partner with the same config_id and seed and "
+                       "were not compared")
+        if len(self.image_ids) > 1:
+            parts = ", ".join(f"{short_image(i)} ({n} trials)" for i, n in self.image_ids.items())
+            out.append(f"trials ran on {len(self.image_ids)} different images: {parts}")
+        if (self.rtol or self.atol) and METRICS_FILE in self.ignored:
+            out.append(f"{METRICS_FILE} is compared through the metrics (with tolerances), "
+                       "not byte for byte")
+        return out
+
+    def matrix(self) -> pd.DataFrame:
+        """Host x seed; a cell is matching/compared trials, "-" when its trials had no
+        partner, empty when no trial ran there."""
+        import pandas as pd
+
+        if not len(self.df):
+            return pd.DataFrame()
+        cells = self.cells()
+        text = cells.apply(lambda r: f"{r.matching}/{r.compared}" if r.compared else "-", axis=1)
+        return cells.assign(cell=text).pivot(index="host", columns="seed", values="cell") \
+            .fillna("")
+
+    def cells(self) -> pd.DataFrame:
+        """Long form of the matrix: host, seed, trials, compared, matching."""
+        df = self.df.assign(matched=self.df["compared"] & (self.df["match"] == True))  # noqa: E712
+        return df.groupby(["host", "seed"]).agg(
+            trials=("trial_id", "size"), compared=("compared", "sum"),
+            matching=("matched", "sum")).reset_index()
+
+    def summary(self) -> str:
+        """The text `launch verify` prints: matrix, differing trials, notes, verdict."""
+        return render_summary(self)
+
+
+def _kinds(description: str) -> list[str]:
+    parts = description.split("; ")
+    kinds = {"image" if p.startswith("image ") else "outputs" if p.startswith("file ")
+             else "metrics" for p in parts if p}
+    return sorted(kinds)
+
+
+def verify_table(df: pd.DataFrame, *, rtol: float = 0.0, atol: float = 0.0,
+                 ignored: Iterable[str] = (), runs: Sequence[str] = ()) -> Verification:
+    """Verify a trials table: columns run_id, trial_id, config_id, seed, host, image_id,
+    status, ``metric.*`` and ``files`` (a dict of relative path to sha256 per trial)."""
+    import pandas as pd
+
+    ok = df[df["status"] == str(TrialStatus.SUCCEEDED)]
+    left_out = {str(k): int(v) for k, v in
+                df.loc[df["status"] != str(TrialStatus.SUCCEEDED), "status"].value_counts()
+                .items()}
+    images = Counter(str(i) for i in ok["image_id"].fillna(""))
+    main_image = images.most_common(1)[0][0] if images else ""
+    metric_cols = [c for c in ok.columns if c.startswith("metric.")]
+    rows: list[dict[str, Any]] = []
+    for _, group in ok.groupby(["config_id", "seed"], sort=False):
+        rows.extend(_judge_group(group, metric_cols, rtol, atol, main_image))
+    columns = ["run_id", "trial_id", "config_id", "seed", "replica", "host", "image_id",
+               "group_size", "compared", "reference", "match", "differences", "files"]
+    out = pd.DataFrame(rows, columns=columns)
+    out["compared"] = out["compared"].astype(bool)
+    return Verification(tuple(runs), out, left_out, dict(images.most_common()), rtol, atol,
+                        tuple(ignored))
+
+
+def _judge_group(group: pd.DataFrame, metric_cols: list[str], rtol: float, atol: float,
+                 main_image: str) -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = [{str(k): v for k, v in r.items()}
+                                     for r in group.to_dict("records")]
+    sigs = [_signature(r, metric_cols) for r in records]
+    found = classes(sigs, rtol, atol)
+    reference = max(found, key=len)[0]  # the largest class; the earliest among equals
+    rows = []
+    for i, record in enumerate(records):
+        compared = len(records) > 1
+        diffs = differences(sigs[i], sigs[reference], rtol, atol) if compared else []
+        image = str(record.get("image_id") or "")
+        if image != main_image:
+            diffs.append(f"image {short_image(image) or 'unknown'} (most trials: "
+                         f"{short_image(main_image)})")
+        rows.append({
+            "run_id": record.get("run_id", ""), "trial_id": record["trial_id"],
+            "config_id": record["config_id"], "seed": record["seed"],
+            "replica": record.get("replica"), "host": record.get("host") or "(none)",
+            "image_id": image, "group_size": len(records), "compared": compared,
+            "reference": _name(records[reference]) if compared and i != reference else "",
+            "match": not diffs if compared or diffs else None,
+            "differences": "; ".join(diffs), "files": record.get("files") or {}})
+    return rows
+
+
+def _name(record: dict[str, Any]) -> str:
+    """``run_id/trial_id`` (the same trial id recurs in every run of a sweep)."""
+    return f"{record['run_id']}/{record['trial_id']}" if record.get("run_id") else \
+        str(record["trial_id"])
+
+
+def _signature(record: dict[str, Any], metric_cols: list[str]) -> Signature:
+    metrics = {c.removeprefix("metric."): _plain(record[c]) for c in metric_cols
+               if not _missing(record[c])}
+    return metrics, dict(record.get("files") or {})
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or \
+        str(value) in ("<NA>", "nan")
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
+# -- loading runs ----------------------------------------------------------------------------
+def verify_runs(runs: Sequence[str | Path], results_root: str | Path = "results", *,
+                rtol: float = 0.0, atol: float = 0.0,
+                ignore: Sequence[str] = ()) -> Verification:
+    """Verify one run or several (run directories, or run ids or prefixes).
+
+    With a tolerance, metrics.json is compared through the metrics rather than byte
+    for byte (its bytes hold the very numbers the tolerance is for).
+    """
+    import pandas as pd
+
+    from launcher.store import find_run
+
+    if rtol < 0 or atol < 0:
+        raise UsageError("--rtol and --atol must be >= 0")
+    dirs = [find_run(str(r), Path(results_root)) for r in runs]
+    if not dirs:
+        raise UsageError("verify needs at least one run", hint="`launch ls` lists them")
+    paths = [d.path.resolve() for d in dirs]
+    if len(set(paths)) != len(paths):
+        raise UsageError("the same run is given twice", hint="give each run once")
+    skip = tuple(ignore) + ((METRICS_FILE,) if (rtol or atol) and METRICS_FILE not in ignore
+                            else ())
+    table = pd.concat([trials_with_files(d, skip) for d in dirs], ignore_index=True)
+    return verify_table(table, rtol=rtol, atol=atol, ignored=skip,
+                        runs=[str(d.path) for d in dirs])
+
+
+def trials_with_files(run: RunDir, ignore: Sequence[str] = ()) -> pd.DataFrame:
+    """A run's results table with ``run_id`` and the ``files`` hashes of succeeded trials."""
+    from launcher.results import build_table
+
+    df = build_table(run)
+    df.insert(0, "run_id", run.run_id)
+    ok = df["status"] == str(TrialStatus.SUCCEEDED)
+    files: list[Any] = [hash_outputs(run.path / "outputs" / str(t), ignore) if good else {}
+                        for t, good in zip(df["trial_id"], ok, strict=True)]
+    df["files"] = files
+    return df
+
+
+def hash_outputs(folder: Path, ignore: Sequence[str] = ()) -> dict[str, str]:
+    """sha256 of every file under ``folder`` by relative path, leaving out files whose
+    name or relative path matches an ``ignore`` pattern (shell wildcards allowed)."""
+    if not folder.is_dir():
+        return {}
+    out = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        rel = path.relative_to(folder).as_posix()
+        if any(fnmatch.fnmatch(rel, pat) or fnmatch.fnmatch(path.name, pat) for pat in ignore):
+            continue
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        out[rel] = digest.hexdigest()
+    return out
+
+
+def render_summary(v: Verification, max_listed: int = 50) -> str:
+    """Matrix (transposed when there are many seeds), differing trials, notes, verdict."""
+    from launcher.results import plain_rows
+    from launcher.tables import render_rows
+
+    lines = []
+    matrix = v.matrix()
+    if len(matrix):
+        wide = len(matrix.columns) > 12
+        shown = matrix.T if wide else matrix
+        label = "seed \\ host" if wide else "host \\ seed"
+        shown = shown.reset_index()
+        shown.columns = [label, *(str(c) for c in list(shown.columns)[1:])]
+        lines.append(render_rows(list(shown.columns), plain_rows(shown), "table").rstrip())
+        lines.append("")
+    for row in v.differing.head(max_listed).to_dict("records"):
+        ref = f" vs {row['reference']}" if row["reference"] else ""
+        lines.append(f"differs: {row['run_id']}/{row['trial_id']} host {row['host']} "
+                     f"seed {row['seed']}{ref}: {row['differences']}")
+    if len(v.differing) > max_listed:
+        lines.append(f"... and {len(v.differing) - max_listed} more (see Verification.df)")
+    lines.extend(f"note: {n}" for n in v.notes())
+    lines.append(v.verdict)
+    return "\n".join(lines) + "\n"
