@@ -21,13 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 from launcher.backends.base import Backend, RunContext
 from launcher.container import ContainerSettings
-from launcher.errors import LauncherError, SweepError
+from launcher.errors import LauncherError, RunError, SweepError
 from launcher.image import BuiltImage
 from launcher.overrides import Overrides
 from launcher.plan import Plan, expand
 from launcher.runner import Outcome, RetryPolicy, Runner
 from launcher.spec import SweepSpec, load_sweep
 from launcher.store import RunDir, new_run_id, write_json
+from launcher.trial import TrialStatus
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -42,7 +43,7 @@ class RunResults:
     """A finished (or stopped) run: its folder, its table and how it ended."""
 
     run_dir: Path
-    outcome: Outcome
+    outcome: Outcome | None
     notes: list[str] = field(default_factory=list)
     _df: Any = None
 
@@ -61,7 +62,8 @@ class RunResults:
 
     @property
     def ok(self) -> bool:
-        return bool((self.df["status"] == "succeeded").all()) and not self.outcome.stopped
+        stopped = self.outcome is None or bool(self.outcome.stopped)
+        return bool((self.df["status"] == "succeeded").all()) and not stopped
 
 
 def resolve_spec(sweep: str | Path | SweepSpec, overrides: Overrides | None = None,
@@ -86,14 +88,83 @@ def run_sweep(sweep: str | Path | SweepSpec, overrides: Overrides | None = None,
     run_id = new_run_id()
     with prepared_backend(spec, run_id, on_line) as (backend, image, ctx):
         run = RunDir.create(Path(spec.results), spec.name, run_id)
-        lock = run.lock()
-        try:
+        with run.locked():
             write_run_files(run, spec, plan, image, backend)
-            outcome = execute(spec, run, backend, ctx, plan, progress)
-        finally:
-            finish_run(run, backend, outcome if "outcome" in locals() else None)
-            lock.close()
+            outcome = None
+            try:
+                outcome = execute(spec, run, backend, ctx, plan, progress)
+            finally:
+                finish_run(run, backend, outcome)
     return RunResults(run.path, outcome, backend.notes())
+
+
+def resume_run(ref: str | Path, results_root: str | Path = "results", *,
+               retry_failed: bool = False, progress: str = "quiet",
+               on_line: LineSink | None = None) -> RunResults:
+    """Continue a run: adopt its containers still on the hosts, then run every planned
+    trial without a terminal record (failed ones too with ``retry_failed``)."""
+    from launcher.store import best_records, find_run
+
+    run = find_run(str(ref), Path(results_root))
+    with run.locked():
+        spec, plan = replan(run)
+        with prepared_backend(spec, run.run_id, on_line) as (backend, image, ctx):
+            expected = run.manifest()["image"]["id"]
+            if image.id != expected:
+                raise RunError(f"the image changed since run {run.run_id} started (now "
+                               f"{image.id[:19]}, the run used {expected[:19]})", run=str(
+                                   run.path), hint="restore the build context, or start a "
+                               "new run of the sweep")
+            by_id = {t.trial_id: t for t in plan.trials}
+            for result in backend.adopt(by_id):
+                run.record(result)
+            records = run.records()
+            best = best_records(records)
+            redo = {"failed", "timed_out", "oom_killed"} if retry_failed else set()
+            todo = [t for t in plan.trials if t.trial_id not in best
+                    or not TrialStatus(best[t.trial_id]["status"]).terminal
+                    or best[t.trial_id]["status"] in redo]
+            attempts = {r["trial_id"]: int(r.get("attempt") or 1) for r in records}
+            outcome = None
+            try:
+                outcome = execute(spec, run, backend, ctx, plan, progress, todo, attempts)
+            finally:
+                finish_run(run, backend, outcome)
+    return RunResults(run.path, outcome, backend.notes())
+
+
+def resume_or_run(spec: SweepSpec, *, resume: bool, retry_failed: bool = False,
+                  progress: str = "quiet", on_line: LineSink | None = None) -> RunResults:
+    """``launch SWEEP --resume``: continue the newest run of the sweep, if there is one."""
+    from launcher.store import newest_run
+
+    previous = newest_run(Path(spec.results), spec.name) if resume else None
+    if previous is not None:
+        return resume_run(previous.path, spec.results, retry_failed=retry_failed,
+                          progress=progress, on_line=on_line)
+    if resume and on_line:
+        on_line(f"no earlier run of {spec.name} under {spec.results}: starting a new one")
+    return run_sweep(spec, progress=progress, on_line=on_line)
+
+
+def replan(run: RunDir) -> tuple[SweepSpec, Plan]:
+    """The run's own sweep.yaml and overrides, planned again; must match plan.json."""
+    from launcher.spec import build_spec
+    from launcher.store import SWEEP
+    from launcher.yamlfile import parse_yaml
+
+    manifest = run.manifest()
+    text = (run.path / SWEEP).read_text(encoding="utf-8")
+    overrides = Overrides.from_json(manifest.get("overrides") or {})
+    spec = build_spec(parse_yaml(text, str(run.path / SWEEP)), overrides,
+                      source_path=manifest.get("sweep_path"), source_text=text,
+                      default_name=manifest["sweep"])
+    plan = expand(spec)
+    planned = [t["trial_id"] for t in run.plan()["trials"]]
+    if [t.trial_id for t in plan.trials] != planned:
+        raise RunError(f"run {run.run_id}'s sweep no longer plans the same trials",
+                       run=str(run.path), hint="was the launcher upgraded? start a new run")
+    return spec, plan
 
 
 class prepared_backend:

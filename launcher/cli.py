@@ -112,20 +112,26 @@ def plan(sweep: str, fmt: str, **kwargs: Any) -> None:
 @cli.command("run")
 @click.argument("sweep", type=click.Path())
 @sweep_options
+@click.option("--resume", is_flag=True, help="Continue the newest run of this sweep "
+              "under the results root instead of starting a new one.")
+@click.option("--retry-failed", is_flag=True, help="With --resume: run failed trials again.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
-def run_command(sweep: str, quiet: bool, as_json: bool, **kwargs: Any) -> int:
+def run_command(sweep: str, resume: bool, retry_failed: bool, quiet: bool, as_json: bool,
+                **kwargs: Any) -> int:
     """Run SWEEP: build the image once, fan trials out, collect one results table.
 
     This is also what `launch SWEEP` does.
     """
-    from launcher.api import run_sweep
+    from launcher.api import resume_or_run
     from launcher.views import print_run_summary
 
     spec = load(sweep, kwargs)
-    mode = "quiet" if quiet or as_json else "auto"
-    results = run_sweep(spec, progress=mode, on_line=None if quiet or as_json else status_line)
-    return print_run_summary(spec, results, as_json=as_json, out=sys.stdout)
+    quiet = quiet or as_json
+    results = resume_or_run(spec, resume=resume, retry_failed=retry_failed,
+                            progress="quiet" if quiet else "auto",
+                            on_line=None if quiet else status_line)
+    return print_run_summary(results, as_json=as_json, out=sys.stdout)
 
 
 @cli.command()

@@ -65,3 +65,22 @@ def clean(run: str | None, everything: bool, images: bool, results: str) -> int:
         done.append(clean_images(HostSpec("local", "local")))
     print_cleaned(done, sys.stdout)
     return 1 if any(c.error for c in done) else 0
+
+
+@cli.command()
+@click.argument("run")
+@click.option("--retry-failed", is_flag=True, help="Also run failed, timed-out and "
+              "OOM-killed trials again.")
+@click.option("--results", default="results", show_default=True, help="Results root.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress display.")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
+def resume(run: str, retry_failed: bool, results: str, quiet: bool, as_json: bool) -> int:
+    """Continue RUN: adopt its containers, then run the trials not finished yet."""
+    from launcher.api import resume_run
+    from launcher.views import print_run_summary
+
+    quiet = quiet or as_json
+    outcome = resume_run(run, results, retry_failed=retry_failed,
+                         progress="quiet" if quiet else "auto",
+                         on_line=None if quiet else status_line)
+    return print_run_summary(outcome, as_json=as_json, out=sys.stdout)

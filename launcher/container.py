@@ -14,7 +14,7 @@ import json
 import tempfile
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any
@@ -120,14 +120,11 @@ class Running:
 def run_trial(api: docker.APIClient, trial: Trial, argv: Argv, settings: ContainerSettings,
               *, host: str, attempt: int = 1, running: Running | None = None) -> TrialResult:
     """Run one trial to the end. Failures are results with a status, never exceptions."""
-    import docker.errors
-    import requests.exceptions
-
     result = TrialResult(trial.trial_id, TrialStatus.NOT_STARTED, host=host,
                          image_id=settings.image, attempt=attempt)
     running = running or Running(api)
-    cid = ""
-    try:
+
+    def steps() -> None:
         cid = api.create_container(**settings.create_kwargs(api, trial, argv, attempt))["Id"]
         result.container_id = running.container_id = cid
         if running.cancelled.is_set():
@@ -135,11 +132,53 @@ def run_trial(api: docker.APIClient, trial: Trial, argv: Argv, settings: Contain
         result.started_at = now()
         started = time.monotonic()
         api.start(cid)
-        exit_code = _wait(api, cid, settings, result)
+        exit_code = _wait(api, cid, settings, result, settings.timeout)
         result.duration_s = round(time.monotonic() - started, 3)
         result.finished_at = now()
-        _collect(api, cid, settings, result)
-        _classify(api, cid, exit_code, settings, result, running)
+        _finish(api, cid, exit_code, settings, result, running)
+
+    return _guarded(api, result, running, steps)
+
+
+def adopt_trial(api: docker.APIClient, container: dict[str, Any], trial: Trial,
+                settings: ContainerSettings, *, host: str,
+                running: Running | None = None) -> TrialResult | None:
+    """Take over a container of this run found on a host after the launcher was killed:
+    wait for it if it runs, then collect and remove it exactly like :func:`run_trial`.
+    A container that never started is removed and None returned (the trial reruns)."""
+    cid = container["Id"]
+    attempt = int((container.get("Labels") or {}).get(LABEL_ATTEMPT, "1"))
+    result = TrialResult(trial.trial_id, TrialStatus.NOT_STARTED, host=host,
+                         image_id=settings.image, attempt=attempt, container_id=cid)
+    running = running or Running(api, container_id=cid)
+    state = api.inspect_container(cid)["State"]
+    if state.get("Status") == "created":
+        _remove(api, cid)
+        return None
+    result.started_at = _iso(state.get("StartedAt"))
+
+    def steps() -> None:
+        left = None
+        if settings.timeout is not None:
+            left = max(0.0, settings.timeout - _age(state.get("StartedAt")))
+        exit_code = _wait(api, cid, settings, result, left)
+        finished = api.inspect_container(cid)["State"]
+        result.finished_at = _iso(finished.get("FinishedAt"))
+        result.duration_s = round(_age(state.get("StartedAt")) - _age(
+            finished.get("FinishedAt")), 3)
+        _finish(api, cid, exit_code, settings, result, running)
+
+    return _guarded(api, result, running, steps)
+
+
+def _guarded(api: Any, result: TrialResult, running: Running,
+             steps: Callable[[], None]) -> TrialResult:
+    """Run ``steps``; turn every known failure into a status; always remove the container."""
+    import docker.errors
+    import requests.exceptions
+
+    try:
+        steps()
     except Cancelled:
         result.status, result.reason = TrialStatus.CANCELLED, "cancelled before it started"
     except OutputsTooLarge as e:
@@ -148,20 +187,42 @@ def run_trial(api: docker.APIClient, trial: Trial, argv: Argv, settings: Contain
         _engine_error(result, e, running)
     except (requests.exceptions.RequestException, OSError) as e:
         result.status = TrialStatus.CANCELLED if running.cancelled.is_set() else TrialStatus.LOST
-        result.reason = f"host {host} stopped answering: {type(e).__name__}"
+        result.reason = f"host {result.host} stopped answering: {type(e).__name__}"
     finally:
-        if cid:
-            _remove(api, cid)
+        if running.container_id:
+            _remove(api, running.container_id)
     return result
+
+
+def _finish(api: Any, cid: str, exit_code: int, settings: ContainerSettings,
+            result: TrialResult, running: Running) -> None:
+    _collect(api, cid, settings, result)
+    _classify(api, cid, exit_code, settings, result, running)
+
+
+def _iso(docker_time: str | None) -> str | None:
+    """Docker's nanosecond RFC 3339 time -> the table's millisecond ISO form."""
+    if not docker_time or docker_time.startswith("0001-"):
+        return None
+    return docker_time[:23].rstrip("Z") + "Z"
+
+
+def _age(docker_time: str | None) -> float:
+    """Seconds since a Docker timestamp (0 when unknown)."""
+    if not docker_time or docker_time.startswith("0001-"):
+        return 0.0
+    when = datetime.fromisoformat(docker_time[:26].rstrip("Z")).replace(tzinfo=UTC)
+    return (datetime.now(UTC) - when).total_seconds()
 
 
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _wait(api: Any, cid: str, settings: ContainerSettings, result: TrialResult) -> int:
-    """The exit code; after the trial's timeout the container is stopped, then killed."""
-    deadline = None if settings.timeout is None else time.monotonic() + settings.timeout
+def _wait(api: Any, cid: str, settings: ContainerSettings, result: TrialResult,
+          timeout: float | None) -> int:
+    """The exit code; after ``timeout`` the container is stopped, then killed."""
+    deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         # Long waits are cut into slices: an HTTP read must not outlive the client timeout.
         left = WAIT_SLICE if deadline is None else min(WAIT_SLICE, deadline - time.monotonic())

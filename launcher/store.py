@@ -14,6 +14,7 @@ Derived files are written atomically: temp file, fsync, rename.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -143,6 +144,15 @@ class RunDir:
             os.close(fd)
 
     # -- locking ---------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the run's lock for the block (see :meth:`lock`)."""
+        handle = self.lock()
+        try:
+            yield
+        finally:
+            handle.close()
+
     def lock(self) -> IO[str]:
         """Hold the run for this process; a second launcher is refused with a message."""
         handle = open(self.path / LOCK, "a+")  # noqa: SIM115 - held until the run ends

@@ -30,15 +30,17 @@ def print_plan(spec: SweepSpec, plan: Plan, fmt: str, out: TextIO) -> None:
             out.write(f"note: {note}\n")
 
 
-def print_run_summary(spec: SweepSpec, results: Any, *, as_json: bool, out: TextIO) -> int:
+def print_run_summary(results: Any, *, as_json: bool, out: TextIO) -> int:
     """The end-of-run summary; returns the exit code (0 only if every trial succeeded)."""
     from launcher.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK
     from launcher.results import summarize
+    from launcher.store import RunDir
 
     df = results.df
     counts = {str(k): int(v) for k, v in df["status"].value_counts().items()}
-    metric = spec.metric.name if spec.metric else None
-    goal = spec.metric.goal if spec.metric else "minimize"
+    metric_spec = RunDir(results.run_dir).manifest().get("metric") or {}
+    metric = metric_spec.get("name")
+    goal = metric_spec.get("goal", "minimize")
     by_config = summarize(df, metric, goal)
     code = EXIT_INTERRUPTED if results.outcome.interrupted else EXIT_OK if results.ok \
         else EXIT_FAILURE

@@ -124,6 +124,12 @@ class Backend(ABC):
     @abstractmethod
     def teardown(self) -> None: ...
 
+    def adopt(self, trials: dict[str, Trial]) -> Iterator[TrialResult]:
+        """Results of this run's containers still on the workers (after the launcher was
+        killed): running ones are waited for, exited ones collected, all removed. The
+        default adopts nothing; leftovers are then removed by ``teardown``."""
+        return iter(())
+
     def describe(self) -> dict[str, Any]:
         """Provenance of the workers for the manifest."""
         return {"backend": self.name}

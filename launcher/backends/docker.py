@@ -17,15 +17,15 @@ import contextlib
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field
 from typing import Any
 
 from launcher.backends.base import AllWorkersLost, Backend, RunContext, Work, WorkQueue
-from launcher.container import Running, run_trial
+from launcher.container import Running, adopt_trial, run_trial
 from launcher.hosts import Host
 from launcher.image import BuiltImage
-from launcher.trial import LABEL_RUN, TrialResult, TrialStatus
+from launcher.trial import LABEL_RUN, LABEL_TRIAL, Trial, TrialResult, TrialStatus
 
 QUARANTINE_AFTER = 5  # consecutive failures on one host while other hosts succeed
 IDLE_POLL = 0.5
@@ -166,6 +166,39 @@ class DockerBackend(Backend):
 
     def _down_summary(self) -> str:
         return "; ".join(f"{s.host.name}: {s.down}" for s in self._slots)
+
+    def adopt(self, trials: dict[str, Trial]) -> Iterator[TrialResult]:
+        """See Backend.adopt: every container labelled with this run, on every host."""
+        assert self._run is not None, "setup() first"
+        run = self._run
+        found = [(slot, c) for slot in self._healthy() for c in slot.host.client.api.containers(
+            all=True, filters={"label": f"{LABEL_RUN}={run.run_id}"})]
+        if not found:
+            return
+        with ThreadPoolExecutor(max_workers=min(len(found), 16)) as pool:
+            futures = [pool.submit(self._adopt_one, slot, c, trials) for slot, c in found]
+            for future in as_completed(futures):
+                result = future.result()
+                if result is not None:
+                    yield result
+
+    def _adopt_one(self, slot: _Slot, container: dict[str, Any],
+                   trials: dict[str, Trial]) -> TrialResult | None:
+        assert self._run is not None
+        api = slot.host.client.api
+        trial = trials.get((container.get("Labels") or {}).get(LABEL_TRIAL, ""))
+        if trial is None:  # not a trial of this plan: nothing to adopt
+            api.remove_container(container["Id"], v=True, force=True)
+            return None
+        running = Running(api, container_id=container["Id"])
+        with self._lock:
+            slot.inflight[trial.trial_id] = running
+        try:
+            return adopt_trial(api, container, trial, self._run.settings,
+                               host=slot.host.name, running=running)
+        finally:
+            with self._lock:
+                slot.inflight.pop(trial.trial_id, None)
 
     # -- stopping --------------------------------------------------------------------------
     def cancel(self) -> None:

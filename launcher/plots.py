@@ -1,0 +1,204 @@
+"""The report's plots of results: metric against parameters, spread over replicas,
+learning curves and the reproducibility matrix. Each function returns PNG bytes (or None
+when there is nothing to draw). Matplotlib is imported inside, with the Agg backend and
+no pyplot state, so plotting works headless and in threads.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+          "#7f7f7f", "#bcbd22", "#17becf")
+STATUS_COLORS = {"succeeded": "#2ca02c", "failed": "#d62728", "timed_out": "#ff7f0e",
+                 "oom_killed": "#9467bd", "lost": "#7f7f7f", "cancelled": "#bcbd22"}
+GOOD, BAD, NEUTRAL = "#2ca02c", "#d62728", "#d9d9d9"
+
+
+def figure(width: float, height: float) -> Figure:
+    """A Figure on the Agg canvas (no pyplot, no global state)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    return fig
+
+
+def png(fig: Figure) -> bytes:
+    """The figure as PNG bytes, without metadata (no URLs in the report)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, metadata={"Software": None}, facecolor="white")
+    return buf.getvalue()
+
+
+def style(ax: Axes, title: str = "", xlabel: str = "", ylabel: str = "") -> None:
+    ax.set_title(title, fontsize=11, loc="left")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, color="#e5e5e5", linewidth=0.8)
+    ax.set_axisbelow(True)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+
+
+def varying_params(df: pd.DataFrame) -> list[str]:
+    """``param.*`` columns with more than one distinct value."""
+    return [c for c in df.columns if c.startswith("param.")
+            and df[c].astype(str).nunique(dropna=True) > 1]
+
+
+def metric_vs_params(df: pd.DataFrame, metric: str) -> bytes | None:
+    """One panel per varying parameter: every succeeded trial's metric and the mean per
+    value; a histogram of the metric when no parameter varies."""
+    import pandas as pd
+
+    column = f"metric.{metric}"
+    ok = df[(df["status"] == "succeeded") & df[column].notna()] if column in df else df[:0]
+    if not len(ok):
+        return None
+    values = pd.to_numeric(ok[column], errors="coerce")
+    params = varying_params(ok)
+    if not params:
+        fig = figure(7, 3.2)
+        ax = fig.subplots()
+        ax.hist(values, bins=min(30, max(5, values.nunique())), color=COLORS[0])
+        same = f": all {values.iloc[0]:.6g}" if values.nunique() == 1 else ""
+        style(ax, f"{metric} of {len(ok)} trials (no parameter varies){same}", metric,
+              "trials")
+        return png(fig)
+    cols = min(3, len(params))
+    rows = math.ceil(len(params) / cols)
+    fig = figure(4.2 * cols, 3.2 * rows)
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax, param in zip(axes, params, strict=False):
+        _param_panel(ax, ok[param], values, param.removeprefix("param."), metric)
+    for ax in axes[len(params):]:
+        ax.set_visible(False)
+    return png(fig)
+
+
+def _param_panel(ax: Axes, x: pd.Series[Any], y: pd.Series[Any], name: str,
+                 metric: str) -> None:
+    import numpy as np
+    import pandas as pd
+
+    numeric = pd.to_numeric(x, errors="coerce")
+    levels = sorted(x.astype(str).unique(), key=lambda v: (_num(v), v))
+    if numeric.notna().all() and len(levels) > 8:
+        ax.scatter(numeric, y, s=14, alpha=0.6, color=COLORS[0])
+        if (numeric > 0).all() and numeric.max() / numeric.min() >= 20:
+            ax.set_xscale("log")
+    else:
+        pos = x.astype(str).map({v: i for i, v in enumerate(levels)}).astype(float)
+        jitter = np.random.default_rng(0).uniform(-0.12, 0.12, len(pos))
+        ax.scatter(pos + jitter, y, s=14, alpha=0.6, color=COLORS[0])
+        means = y.groupby(pos).mean()
+        ax.plot(means.index.to_numpy(), means.to_numpy(), "-o", color=COLORS[1], label="mean")
+        ax.set_xticks(range(len(levels)), levels)
+        ax.legend(fontsize=8, frameon=False)
+    style(ax, f"{metric} by {name}", name, metric)
+
+
+def _num(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return math.inf
+
+
+def replica_spread(df: pd.DataFrame, metric: str, labels: dict[str, str],
+                   order: Sequence[str], limit: int = 20) -> bytes | None:
+    """Box plot of the metric over replicas per configuration (best first, at most
+    ``limit``), with every replica as a dot; None when no configuration has two."""
+    import numpy as np
+    import pandas as pd
+
+    column = f"metric.{metric}"
+    if column not in df:
+        return None
+    ok = df[(df["status"] == "succeeded") & df[column].notna()]
+    groups = {c: pd.to_numeric(g[column], errors="coerce").dropna().to_numpy()
+              for c, g in ok.groupby("config_id")}
+    shown = [c for c in order if len(groups.get(c, ())) > 1][:limit]
+    if not shown:
+        return None
+    fig = figure(max(6.0, 0.55 * len(shown) + 2), 3.6)
+    ax = fig.subplots()
+    data = [groups[c] for c in shown]
+    ax.boxplot(data, widths=0.5, showfliers=False, medianprops={"color": COLORS[1]})
+    rng = np.random.default_rng(0)
+    for i, values in enumerate(data, start=1):
+        ax.scatter(i + rng.uniform(-0.15, 0.15, len(values)), values, s=10, alpha=0.5,
+                   color=COLORS[0])
+    ax.set_xticks(range(1, len(shown) + 1), [labels.get(c, c) for c in shown],
+                  rotation=30 if len(shown) > 4 else 0, ha="right" if len(shown) > 4 else "center",
+                  fontsize=8)
+    style(ax, f"{metric} over replicas, per configuration (best first)", "", metric)
+    return png(fig)
+
+
+def learning_curves(curves: dict[str, tuple[list[float], list[float]]],
+                    config_of: dict[str, str], labels: dict[str, str], key: str,
+                    x_name: str) -> bytes | None:
+    """One line per trial (``curves``: trial -> (x, y)), one color per configuration."""
+    if not curves:
+        return None
+    configs = list(dict.fromkeys(config_of[t] for t in curves))
+    fig = figure(8, 3.8)
+    ax = fig.subplots()
+    alpha = max(0.15, min(0.9, 6 / len(curves)))
+    seen: set[str] = set()
+    for trial, (xs, ys) in curves.items():
+        config = config_of[trial]
+        index = configs.index(config)
+        label = labels.get(config, config) if config not in seen and index < 10 else None
+        seen.add(config)
+        ax.plot(xs, ys, color=COLORS[index % len(COLORS)], alpha=alpha, linewidth=1.2,
+                label=label)
+    style(ax, f"{key} during training ({len(curves)} trials)", x_name, key)
+    if len(configs) > 1:
+        legend = ax.legend(fontsize=8, frameon=False, loc="best")
+        for line in legend.get_lines():
+            line.set_alpha(1.0)
+    return png(fig)
+
+
+def repro_matrix(cells: pd.DataFrame) -> bytes | None:
+    """Host x seed heatmap: green when every compared trial matches, red when some
+    differ, grey when the cell's trials had no partner. Cells say matching/compared."""
+    import numpy as np
+    from matplotlib.colors import ListedColormap
+
+    if not len(cells):
+        return None
+    hosts = sorted(cells["host"].astype(str).unique())
+    seeds: list[int] = sorted({int(s) for s in cells["seed"]})
+    grid = np.full((len(hosts), len(seeds)), np.nan)
+    text: dict[tuple[int, int], str] = {}
+    for row in cells.to_dict("records"):
+        i, j = hosts.index(str(row["host"])), seeds.index(int(row["seed"]))
+        compared, matching = int(row["compared"]), int(row["matching"])
+        grid[i, j] = 0 if not compared else 1 if matching < compared else 2
+        text[(i, j)] = f"{matching}/{compared}" if compared else "-"
+    fig = figure(min(14.0, max(6.0, 0.6 * len(seeds) + 2.5)), max(1.8, 0.45 * len(hosts) + 1.1))
+    ax = fig.subplots()
+    ax.imshow(grid, cmap=ListedColormap([NEUTRAL, BAD, GOOD]), vmin=0, vmax=2, aspect="auto")
+    if len(seeds) * len(hosts) <= 120:
+        for (i, j), label in text.items():
+            ax.text(j, i, label, ha="center", va="center", fontsize=9, color="black")
+    step = max(1, len(seeds) // 30)
+    ax.set_xticks(range(0, len(seeds), step), [str(s) for s in seeds[::step]], fontsize=8)
+    ax.set_yticks(range(len(hosts)), hosts)
+    ax.set_xlabel("seed")
+    ax.set_title("matching / compared trials per host and seed", fontsize=11, loc="left")
+    return png(fig)

@@ -1,0 +1,130 @@
+"""Plots of a run over time: every container per host (a Gantt chart) and the
+throughput. Built from the table's started_at / finished_at; PNG bytes like plots.py.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from launcher.listing import parse_time
+from launcher.plots import COLORS, STATUS_COLORS, figure, png, style
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+Span = tuple[float, float, str, str]  # start s, end s, host, status
+
+
+def spans(df: pd.DataFrame) -> list[Span]:
+    """(start, end) in seconds since the first container started, host and status, for
+    every trial that has both times."""
+    rows = []
+    for record in df.to_dict("records"):
+        start, end = parse_time(record.get("started_at")), parse_time(record.get("finished_at"))
+        if start and end:
+            rows.append((start, end, str(record.get("host") or "?"), str(record["status"])))
+    if not rows:
+        return []
+    origin = min(r[0] for r in rows)
+    return sorted(((s - origin).total_seconds(), (e - origin).total_seconds(), h, st)
+                  for s, e, h, st in rows)
+
+
+def lanes(items: list[Span]) -> list[int]:
+    """A lane per span so that spans in one lane never overlap (greedy, by start)."""
+    ends: list[float] = []
+    out = []
+    for start, end, _, _ in items:
+        lane = next((i for i, e in enumerate(ends) if e <= start), None)
+        if lane is None:
+            ends.append(end)
+            lane = len(ends) - 1
+        else:
+            ends[lane] = end
+        out.append(lane)
+    return out
+
+
+def gantt(df: pd.DataFrame) -> bytes | None:
+    """One row per concurrent slot of each host, one bar per container."""
+    items = spans(df)
+    if not items:
+        return None
+    hosts = sorted({h for _, _, h, _ in items})
+    per_host = {h: [s for s in items if s[2] == h] for h in hosts}
+    host_lanes = {h: lanes(per_host[h]) for h in hosts}
+    heights = {h: max(host_lanes[h]) + 1 for h in hosts}
+    total = sum(heights.values())
+    fig = figure(10, min(9.0, max(2.4, 0.28 * total + 1.4)))
+    ax = fig.subplots()
+    base = 0
+    ticks = []
+    for host in hosts:
+        for (start, end, _, status), lane in zip(per_host[host], host_lanes[host], strict=True):
+            ax.barh(base + lane, end - start, left=start, height=0.8,
+                    color=STATUS_COLORS.get(status, COLORS[7]), edgecolor="white",
+                    linewidth=0.4)
+        ticks.append((base + (heights[host] - 1) / 2, f"{host} ({len(per_host[host])})"))
+        base += heights[host]
+        ax.axhline(base - 0.5, color="#bbbbbb", linewidth=0.8)
+    ax.set_yticks([t for t, _ in ticks], [label for _, label in ticks])
+    ax.set_ylim(base - 0.5, -0.5)
+    style(ax, f"{len(items)} containers per host over time (one row per concurrent slot)",
+          "seconds since the first container started", "")
+    _status_legend(ax, {s for _, _, _, s in items})
+    return png(fig)
+
+
+def _status_legend(ax: Any, statuses: set[str]) -> None:
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color=STATUS_COLORS.get(s, COLORS[7]), label=s) for s in sorted(statuses)]
+    ax.legend(handles=handles, fontsize=8, frameon=False, loc="upper left",
+              bbox_to_anchor=(1.0, 1.0))
+
+
+def concurrency(items: list[Span]) -> tuple[list[float], list[int]]:
+    """Containers running after each start or finish (ends before starts at a tie)."""
+    events = sorted([(e, -1) for _, e, _, _ in items] + [(s, 1) for s, _, _, _ in items])
+    times: list[float] = [0.0]
+    running = [0]
+    for t, change in events:
+        if t == times[-1]:
+            running[-1] += change
+        else:
+            times.append(t)
+            running.append(running[-1] + change)
+    return times, running
+
+
+def throughput(df: pd.DataFrame, bins: int = 40) -> bytes | None:
+    """Containers running over time (top), and finished per second with the running
+    total (bottom)."""
+    import numpy as np
+
+    items = spans(df)
+    if not items:
+        return None
+    end = max(e for _, e, _, _ in items)
+    edges = np.linspace(0, max(end, 1e-3), bins + 1)
+    width = edges[1] - edges[0]
+    finished = np.histogram([e for _, e, _, _ in items], bins=edges)[0]
+    times, running = concurrency(items)
+    fig = figure(10, 4.6)
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[1, 1.3])
+    top.step(times, running, where="post", color=COLORS[0])
+    top.fill_between(times, running, step="post", alpha=0.2, color=COLORS[0])
+    style(top, "containers running", "", "running")
+    bottom.bar(edges[:-1], finished / width, width=width, align="edge", color=COLORS[2],
+               alpha=0.8, label="finished per second")
+    style(bottom, f"throughput: {len(items) / max(end, 1e-9):.2f} containers/s overall",
+          "seconds since the first container started", "containers/s")
+    twin = bottom.twinx()
+    twin.plot(edges[1:], np.cumsum(finished), color=COLORS[1], label="finished (total)")
+    twin.set_ylabel("finished (total)")
+    twin.spines["top"].set_visible(False)
+    lines = bottom.get_legend_handles_labels()
+    more = twin.get_legend_handles_labels()
+    bottom.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8, frameon=False,
+                  loc="upper left")
+    return png(fig)
