@@ -1,0 +1,288 @@
+"""Nothing lost: kills, resumes, interrupts, host failures, locks, retries and limits."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from launcher.api import run_sweep
+from launcher.store import RunDir
+from tests.support import ROOT, assert_nothing_left, engine_clients, probe_sweep, records
+
+pytestmark = pytest.mark.docker
+TEST_HOSTS_SCRIPT = ROOT / "scripts" / "test-hosts.sh"
+
+
+def launch_process(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "launcher", *args], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "CI": ""})
+
+
+def launch(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "launcher", *args], cwd=ROOT, text=True,
+                          capture_output=True, timeout=timeout, env={**os.environ, "CI": ""})
+
+
+class StartCounter:
+    """Counts container starts per trial on every engine, from the engines' own events."""
+
+    def __init__(self, sweep: str) -> None:
+        self.starts: list[tuple[str, float]] = []  # (trial id, unix time)
+        self._clients = engine_clients()
+        self._streams: list[Any] = []
+        self._threads = []
+        for client in self._clients.values():
+            stream = client.events(decode=True, filters={
+                "type": "container", "event": "start", "label": f"io.launcher.sweep={sweep}"})
+            self._streams.append(stream)
+            thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _read(self, stream: Iterator[dict[str, Any]]) -> None:
+        try:
+            for event in stream:
+                attributes = event.get("Actor", {}).get("Attributes", {})
+                self.starts.append((attributes.get("io.launcher.trial", "?"),
+                                    event.get("timeNano", 0) / 1e9))
+        except Exception:  # the stream is closed when the test ends
+            return
+
+    def close(self) -> None:
+        time.sleep(0.5)  # let the last events arrive
+        for stream in self._streams:
+            stream.close()
+        for client in self._clients.values():
+            client.close()
+
+
+def iso_to_unix(text: str) -> float:
+    return pd.Timestamp(text).timestamp()
+
+
+@pytest.mark.hosts
+@pytest.mark.slow
+def test_sigkill_at_random_points_then_resume_loses_and_repeats_nothing(tmp_path: Path) -> None:
+    sweep = f"kill{random.randrange(10**6)}"
+    path = probe_sweep(tmp_path, {"probe-sleep": {"values": [0.3, 0.6, 0.9]}}, name=sweep,
+                       replicas=12, seed_mode="distinct")
+    hosts = ["--host", "local,slots=2", "--hosts", "/run/launcher-test-hosts/hosts.yaml"]
+    counter = StartCounter(sweep)
+    rng = random.Random(7)
+    kills = 0
+    try:
+        proc = launch_process(str(path), "--quiet", *hosts)
+        for _ in range(12):
+            time.sleep(rng.uniform(0.8, 2.5))
+            if proc.poll() is not None:
+                break
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            kills += 1
+            runs = list((tmp_path / "results" / sweep).glob("*"))
+            if not runs:  # killed before the run directory existed: start again
+                proc = launch_process(str(path), "--quiet", *hosts)
+                continue
+            proc = launch_process("resume", str(runs[0]), "--quiet")
+        proc.communicate(timeout=600)
+        if proc.returncode != 0:  # the last kill came late: one more resume finishes it
+            final = launch("resume", str(runs[0]), "--quiet")
+            assert final.returncode == 0, final.stderr
+    finally:
+        counter.close()
+    assert kills >= 10, f"only {kills} kills happened"
+    run = RunDir(runs[0])
+    df = pd.read_parquet(run.path / "results.parquet")
+    planned = [t["trial_id"] for t in run.plan()["trials"]]
+    assert len(planned) == 36 and sorted(df["trial_id"]) == sorted(planned)
+    assert set(df["status"]) == {"succeeded"}, df["status"].value_counts()
+    first_done: dict[str, float] = {}
+    for record in records(run.path):
+        if record["status"] == "succeeded" and record["trial_id"] not in first_done:
+            first_done[record["trial_id"]] = iso_to_unix(record["finished_at"])
+    repeated = [t for t, when in counter.starts if t in first_done and when >
+                first_done[t] + 0.5]
+    assert not repeated, f"finished trials ran again: {Counter(repeated)}"
+    starts = Counter(t for t, _ in counter.starts)
+    assert set(starts) == set(planned), "every trial started at least once"
+    assert_nothing_left(run.run_id)
+    print(f"\n{kills} SIGKILLs; container starts per trial: {Counter(starts.values())}")
+
+
+@pytest.mark.hosts
+def test_a_host_dying_mid_sweep_leaves_the_sweep_to_the_others(tmp_path: Path) -> None:
+    path = probe_sweep(tmp_path, {"probe-sleep": {"values": [1.0]}}, name="hostdies",
+                       replicas=18)
+    proc = launch_process(str(path), "--json", "--host", "local,slots=2", "--hosts",
+                          "/run/launcher-test-hosts/hosts.yaml")
+    try:
+        time.sleep(4.0)
+        subprocess.run([str(TEST_HOSTS_SCRIPT), "stop-engine", "h2"], check=True,
+                       capture_output=True, timeout=60)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        subprocess.run([str(TEST_HOSTS_SCRIPT), "start-engine", "h2"], check=True,
+                       capture_output=True, timeout=120)
+    assert out.strip(), err
+    summary = json.loads(out)
+    assert proc.returncode == 0, err
+    df = pd.read_parquet(Path(summary["run_dir"]) / "results.parquet")
+    assert len(df) == 18 and set(df["status"]) == {"succeeded"}
+    assert any("h2" in note and "stopped answering" in note for note in summary["notes"])
+    lost = [r for r in records(Path(summary["run_dir"])) if r["status"] == "lost"]
+    assert all(r["host"] == "h2" for r in lost)
+    clean = launch("clean", summary["run_dir"])  # the restarted engine kept dead containers
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert_nothing_left(summary["run_id"])
+
+
+def test_sigint_stops_with_130_and_the_run_resumes(tmp_path: Path) -> None:
+    # ${envvar:SLEEP} is read from the launcher's environment and is no parameter, so the
+    # resumed run plans the same trials but they no longer sleep.
+    path = probe_sweep(tmp_path, {"x": {"values": [1, 2, 3, 4]}}, name="sigint",
+                       command=["python3", "/app/experiments/probe.py",
+                                "--probe-sleep=${envvar:SLEEP}", "${args}"], stop_grace="2s")
+    proc = subprocess.Popen([sys.executable, "-m", "launcher", str(path)], cwd=ROOT,
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "CI": "", "SLEEP": "30"})
+    time.sleep(5.0)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "resume with: launch resume" in out
+    run = RunDir(next((tmp_path / "results" / "sigint").glob("*")))
+    assert run.manifest()["state"] == "interrupted"
+    statuses = set(pd.read_csv(run.path / "results.csv")["status"])
+    assert "cancelled" in statuses and "succeeded" not in statuses
+    assert_nothing_left(run.run_id)
+    resumed = subprocess.run([sys.executable, "-m", "launcher", "resume", str(run.path),
+                              "--quiet"], cwd=ROOT, text=True, capture_output=True,
+                             timeout=300, env={**os.environ, "CI": "", "SLEEP": "0"})
+    assert resumed.returncode == 0, resumed.stderr
+    df = pd.read_csv(run.path / "results.csv")
+    assert len(df) == 4 and set(df["status"]) == {"succeeded"}
+
+
+def test_a_second_launcher_on_the_same_run_is_refused(tmp_path: Path) -> None:
+    results = run_sweep(probe_sweep(tmp_path, {"probe-exit": {"value": 0}}))
+    run = RunDir(results.run_dir)
+    with run.locked():
+        second = launch("resume", str(run.path))
+    assert second.returncode == 1
+    assert f"run {run.run_id} is in use by another launcher (pid {os.getpid()}" in second.stderr
+
+
+def test_resume_refuses_a_changed_image(tmp_path: Path) -> None:
+    results = run_sweep(probe_sweep(tmp_path, {"probe-exit": {"value": 0}}))
+    manifest = RunDir(results.run_dir).manifest()
+    manifest["image"]["id"] = "sha256:" + "0" * 64
+    RunDir(results.run_dir).write_manifest(manifest)
+    resumed = launch("resume", str(results.run_dir))
+    assert resumed.returncode == 1 and "the image changed since run" in resumed.stderr
+    assert "start a new run" in resumed.stderr
+
+
+def test_retries_backoff_and_no_retry_exit_codes(tmp_path: Path) -> None:
+    results = run_sweep(probe_sweep(tmp_path, {"probe-exit": {"values": [3, 4]}},
+                                    retries=2, no_retry_exit_codes=[4]))
+    attempts = Counter(r["trial_id"] for r in records(results.run_dir))
+    df = results.df.set_index("param.probe-exit")
+    assert attempts[df.loc[3, "trial_id"]] == 3 and df.loc[3, "attempt"] == 3
+    assert attempts[df.loc[4, "trial_id"]] == 1
+    times = sorted(iso_to_unix(r["started_at"]) for r in records(results.run_dir)
+                   if r["trial_id"] == df.loc[3, "trial_id"])
+    assert times[2] - times[1] >= 1.5, "the second retry waits about twice the first"
+
+
+def test_max_consecutive_failures_stops_the_sweep(tmp_path: Path) -> None:
+    path = probe_sweep(tmp_path, {"probe-exit": {"value": 1}}, replicas=12,
+                       max_consecutive_failures=3, max_parallel=1)
+    results = run_sweep(path)
+    assert results.outcome is not None
+    assert "3 trials failed in a row" in results.outcome.stopped
+    counts = results.df["status"].value_counts()
+    assert counts["failed"] == 3 and counts["not_started"] == 9
+    assert RunDir(results.run_dir).manifest()["state"] == "stopped"
+
+
+def test_deadline_cancels_running_trials_and_leaves_a_resumable_run(tmp_path: Path) -> None:
+    path = probe_sweep(tmp_path, {"probe-sleep": {"value": 60}}, replicas=3,
+                       deadline="3s", stop_grace="1s")
+    started = time.monotonic()
+    results = run_sweep(path)
+    assert time.monotonic() - started < 30
+    assert results.outcome is not None and "deadline of 3s reached" in results.outcome.stopped
+    assert set(results.df["status"]) <= {"cancelled", "not_started"}
+    assert_nothing_left(results.run_id)
+
+
+HOSTILE = ["$(touch /tmp/pwned)", "; rm -rf /", "`id`", "../../etc/passwd", "a\nb\r\nc",
+           "naïve ☃ 日本語", "x" * 65536, "--probe-exit=9", "${HOME}", "' \" \\"]
+
+
+def test_hostile_values_arrive_verbatim_and_touch_nothing(tmp_path: Path) -> None:
+    before = set(tmp_path.parent.iterdir())
+    path = probe_sweep(tmp_path, {"value": {"values": HOSTILE}}, name="hostile")
+    results = run_sweep(path)
+    assert not Path("/tmp/pwned").exists()
+    df = results.df
+    assert set(df["status"]) == {"succeeded"}, df[["status", "reason"]]
+    for _, row in df.iterrows():
+        probe = json.loads((results.run_dir / "outputs" / row["trial_id"] /
+                            "probe.json").read_text())
+        value = json.loads(probe["env"]["LAUNCH_PARAMS"])["value"]
+        assert probe["argv"] == [f"--value={value}"]
+        assert value in HOSTILE
+    assert sorted(json.loads((results.run_dir / "outputs" / t / "probe.json").read_text())
+                  ["env"]["LAUNCH_PARAMS"] for t in df["trial_id"]) == sorted(
+        json.dumps({"value": v}, ensure_ascii=False) for v in HOSTILE)
+    assert set(tmp_path.parent.iterdir()) == before, "nothing written beside the test folder"
+    written = {p.relative_to(tmp_path) for p in tmp_path.rglob("*")}
+    assert all(str(p).startswith(("hostile.yaml", "results")) for p in written)
+
+
+def test_trial_container_is_hardened_per_engine_inspect(tmp_path: Path) -> None:
+    import docker
+
+    path = probe_sweep(tmp_path, {"probe-sleep": {"value": 20}}, name="hardened",
+                       stop_grace="1s")
+    client = docker.from_env()
+    proc = launch_process(str(path), "--quiet")
+    try:
+        found: list[dict[str, Any]] = []
+        for _ in range(60):
+            found = client.api.containers(filters={"label": "io.launcher.sweep=hardened",
+                                                   "status": "running"})
+            if found:
+                break
+            time.sleep(0.5)
+        assert found, "the trial container never ran"
+        info = client.api.inspect_container(found[0]["Id"])
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+        client.close()
+    host = info["HostConfig"]
+    assert host["Privileged"] is False and host["CapDrop"] == ["ALL"] and not host["CapAdd"]
+    assert "no-new-privileges" in host["SecurityOpt"] and host["ReadonlyRootfs"] is True
+    assert host["PidsLimit"] == 512 and host["Memory"] == 256 * 2**20
+    assert host["MemorySwap"] == host["Memory"] and host["NanoCpus"] == 5 * 10**8
+    assert host["NetworkMode"] == "none" and info["Config"]["User"] == "10001"
+    mounts = {m["Destination"]: m for m in info["Mounts"]}
+    assert "/var/run/docker.sock" not in mounts and "/run/docker.sock" not in mounts
+    assert not any("docker.sock" in m.get("Source", "") for m in info["Mounts"])
+    assert set(host.get("Tmpfs") or {}) == {"/tmp"} and mounts["/outputs"]["Type"] == "volume"
