@@ -136,8 +136,11 @@ class RunDir:
         if result.outputs is not None:
             extract_outputs(result.outputs, self.path / "outputs" / trial_id)
         line = json.dumps(result.record(), ensure_ascii=False, default=str) + "\n"
-        fd = os.open(self.path / RECORDS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(self.path / RECORDS, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                line = "\n" + line  # seal a line torn by a crash; it stays unreadable
             os.write(fd, line.encode("utf-8"))
             os.fsync(fd)
         finally:
