@@ -204,6 +204,37 @@ def _host_error(spec: HostSpec, e: Exception) -> HostError:
     return HostError(f"cannot use {spec.url}: {kind}: {text[:300]}", host=spec.name)
 
 
+def probe_cpu_model(host: Host, image_id: str) -> None:
+    """Fill in the CPU model of a remote host by reading /proc/cpuinfo in a throwaway,
+    hardened container of the run's image (the engine API does not report it)."""
+    if host.info.get("cpu_model"):
+        return
+    api = host.client.api
+    cid = ""
+    try:
+        cid = api.create_container(
+            image_id, entrypoint=["cat", "/proc/cpuinfo"], network_disabled=True,
+            host_config=api.create_host_config(network_mode="none", read_only=True,
+                                               cap_drop=["ALL"], mem_limit=32 * 2**20))["Id"]
+        api.start(cid)
+        api.wait(cid, timeout=30)
+        text = api.logs(cid, stdout=True, stderr=False).decode("utf-8", "replace")
+        host.info["cpu_model"] = _cpu_model(text)
+    except Exception:  # provenance only: an image without `cat` leaves it unknown
+        host.info["cpu_model"] = "unknown"
+    finally:
+        if cid:
+            with contextlib.suppress(Exception):
+                api.remove_container(cid, force=True)
+
+
+def _cpu_model(cpuinfo: str) -> str:
+    for line in cpuinfo.splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return ""
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -219,9 +250,6 @@ def _is_this_machine(spec: HostSpec) -> bool:
 
 def _local_cpu_model() -> str:
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        return _cpu_model(Path("/proc/cpuinfo").read_text()) or platform.processor()
     except OSError:
-        pass
-    return platform.processor()
+        return platform.processor()

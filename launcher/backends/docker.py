@@ -23,7 +23,7 @@ from typing import Any
 
 from launcher.backends.base import AllWorkersLost, Backend, RunContext, Work, WorkQueue
 from launcher.container import Running, adopt_trial, run_trial
-from launcher.hosts import Host
+from launcher.hosts import Host, probe_cpu_model
 from launcher.image import BuiltImage
 from launcher.trial import LABEL_RUN, LABEL_TRIAL, Trial, TrialResult, TrialStatus
 
@@ -63,7 +63,10 @@ class DockerBackend(Backend):
         from launcher.shipping import ensure_image_on_hosts
 
         self._image, self._run = image, run
-        ensure_image_on_hosts(image, self._source, [s.host for s in self._slots])
+        hosts = [s.host for s in self._slots]
+        ensure_image_on_hosts(image, self._source, hosts)
+        with ThreadPoolExecutor(max_workers=len(hosts)) as pool:
+            list(pool.map(lambda h: probe_cpu_model(h, image.id), hosts))
 
     def workers(self) -> list[str]:
         return [s.host.name for s in self._slots]
