@@ -75,10 +75,9 @@ def _first(series: Any) -> str | None:
 
 
 def show_log(run: str, trial_id: str, results_root: Path, *, follow: bool, out: TextIO) -> None:
-    """Print a trial's log; with ``follow``, keep printing until the trial is recorded."""
-    import time
-
+    """Print a trial's log. With ``follow``, stream it live from a running container."""
     from launcher.errors import UsageError
+    from launcher.follow import follow_log
     from launcher.store import find_run
 
     run_dir = find_run(run, results_root)
@@ -88,16 +87,12 @@ def show_log(run: str, trial_id: str, results_root: Path, *, follow: bool, out: 
         raise UsageError(f"{trial_id!r} matches {len(matches)} trials of run "
                          f"{run_dir.run_id}", hint="`launch results RUN` lists them")
     path = run_dir.path / "logs" / f"{matches[0]}.log"
-    for _ in range(3600 if follow else 1):  # bounded: an hour of following at most
-        recorded = any(r["trial_id"] == matches[0] for r in run_dir.records())
-        if path.exists() and (recorded or not follow):
-            out.write(path.read_text(errors="replace"))
-            return
-        if not follow:
-            break
-        time.sleep(1)
-    raise UsageError(f"trial {matches[0]} has no log yet", hint="it has not finished; "
-                     "logs are collected when a trial ends (use -f to wait)")
+    if follow and not path.exists() and follow_log(run_dir, matches[0], out):
+        return
+    if not path.exists():
+        raise UsageError(f"trial {matches[0]} has no log yet", hint="it has not run; "
+                         "`launch logs -f` waits for it and streams it live")
+    out.write(path.read_text(errors="replace"))
 
 
 def print_host_reports(reports: list[Any], image: Any, out: TextIO) -> None:
