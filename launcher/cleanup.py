@@ -7,6 +7,8 @@ so a crashed or killed launcher's leftovers are found again on every host of the
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,22 +61,31 @@ def clean_all(results_root: Path) -> list[Cleaned]:
 
 
 def _clean_host(spec: HostSpec, run_labels: list[str] | None) -> Cleaned:
+    out = Cleaned(spec.name)
+    with _connected(spec, out) as host:
+        if host is not None:
+            for label in run_labels or [f"{LABEL_MANAGED}=true"]:
+                c, v = remove_by_label(host, label)
+                out.containers += c
+                out.volumes += v
+    return out
+
+
+@contextlib.contextmanager
+def _connected(spec: HostSpec, out: Cleaned) -> Iterator[Host | None]:
+    """The connected host, or None with the reason in ``out.error``."""
     from launcher.hosts import connect
 
-    out = Cleaned(spec.name)
     try:
         host = connect(spec)
     except HostError as e:
         out.error = str(e)
-        return out
+        yield None
+        return
     try:
-        for label in run_labels or [f"{LABEL_MANAGED}=true"]:
-            c, v = remove_by_label(host, label)
-            out.containers += c
-            out.volumes += v
+        yield host
     finally:
         host.close()
-    return out
 
 
 def remove_by_label(host: Host, label: str) -> tuple[int, int]:
@@ -98,15 +109,10 @@ def remove_by_label(host: Host, label: str) -> tuple[int, int]:
 
 def clean_images(spec: HostSpec, keep: int = 1) -> Cleaned:
     """Remove launcher-built images except the ``keep`` newest and any in use."""
-    from launcher.hosts import connect
-
     out = Cleaned(spec.name)
-    try:
-        host = connect(spec)
-    except HostError as e:
-        out.error = str(e)
-        return out
-    try:
+    with _connected(spec, out) as host:
+        if host is None:
+            return out
         api = host.client.api
         images: list[dict[str, Any]] = api.images(name=IMAGE_REPOSITORY,
                                                   filters={"label": f"{LABEL_MANAGED}=true"})
@@ -119,6 +125,4 @@ def clean_images(spec: HostSpec, keep: int = 1) -> Cleaned:
                 out.images += 1
             except Exception:  # a parent of another image; left for later
                 continue
-    finally:
-        host.close()
     return out

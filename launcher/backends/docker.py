@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from launcher.backends.base import AllWorkersLost, Backend, RunContext, Work, WorkQueue
+from launcher.cleanup import remove_by_label
 from launcher.container import Running, adopt_trial, run_trial
 from launcher.hosts import Host, probe_cpu_model
 from launcher.image import BuiltImage
@@ -221,7 +222,7 @@ class DockerBackend(Backend):
         for slot in self._slots:
             if slot.down.startswith("stopped answering"):
                 continue
-            remove_labelled(slot.host, {LABEL_RUN: self._run.run_id})
+            remove_by_label(slot.host, f"{LABEL_RUN}={self._run.run_id}")
 
 
 def _stop(running: Running, grace: int) -> None:
@@ -229,20 +230,3 @@ def _stop(running: Running, grace: int) -> None:
         return
     with contextlib.suppress(Exception):
         running.api.stop(running.container_id, timeout=grace)
-
-
-def remove_labelled(host: Host, labels: dict[str, str]) -> int:
-    """Force-remove containers (and their volumes) carrying all ``labels``; count them."""
-    api = host.client.api
-    filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
-    removed = 0
-    try:
-        for container in api.containers(all=True, filters=filters):
-            try:
-                api.remove_container(container["Id"], v=True, force=True)
-                removed += 1
-            except Exception:
-                pass
-    except Exception:
-        pass
-    return removed
