@@ -95,12 +95,16 @@ class DockerBackend(Backend):
                     time.sleep(min(queue.next_due_in() or IDLE_POLL, IDLE_POLL))
                     continue
                 done, _ = wait(inflight, timeout=IDLE_POLL, return_when=FIRST_COMPLETED)
+                finished = []
                 for future in done:
                     work, slot = inflight.pop(future)
                     result = future.result()
                     result.queued_at = work.queued_at
                     self._observe(slot, result)
-                    yield result
+                    finished.append(result)
+                # Refill the freed slots before the caller spends time recording results.
+                self._dispatch(queue, pool, inflight)
+                yield from finished
 
     def _dispatch(self, queue: WorkQueue, pool: ThreadPoolExecutor,
                   inflight: dict[Future[TrialResult], tuple[Work, _Slot]]) -> None:
