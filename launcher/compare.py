@@ -52,7 +52,9 @@ def align(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
     merged = merged.astype({"replica": "Int64", "seed": "Int64"})
     merged["present"] = merged["_merge"].map({"both": "both", "left_only": "a",
                                               "right_only": "b"}).astype(str)
-    order = {t: i for i, t in enumerate([*a["trial_id"], *b["trial_id"]])}
+    order: dict[str, int] = {}
+    for trial_id in [*a["trial_id"], *b["trial_id"]]:
+        order.setdefault(trial_id, len(order))  # A's order, then B's new trials
     merged = merged.assign(_order=merged["trial_id"].map(order)).sort_values("_order")
     columns = [*ident, "present", *(f"{c}.{s}" for c in side for s in ("a", "b"))]
     out = merged[columns].reset_index(drop=True)

@@ -69,21 +69,32 @@ def metric_vs_params(df: pd.DataFrame, metric: str) -> bytes | None:
     values = pd.to_numeric(ok[column], errors="coerce")
     params = varying_params(ok)
     if not params:
-        fig = figure(7, 3.2)
-        ax = fig.subplots()
-        ax.hist(values, bins=min(30, max(5, values.nunique())), color=COLORS[0])
-        same = f": all {values.iloc[0]:.6g}" if values.nunique() == 1 else ""
-        style(ax, f"{metric} of {len(ok)} trials (no parameter varies){same}", metric,
-              "trials")
-        return png(fig)
+        return metric_per_trial(ok, values, metric)
     cols = min(3, len(params))
     rows = math.ceil(len(params) / cols)
-    fig = figure(4.2 * cols, 3.2 * rows)
+    fig = figure(10 if cols > 1 else 6, 3.2 * rows)
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     for ax, param in zip(axes, params, strict=False):
         _param_panel(ax, ok[param], values, param.removeprefix("param."), metric)
     for ax in axes[len(params):]:
         ax.set_visible(False)
+    return png(fig)
+
+
+def metric_per_trial(ok: pd.DataFrame, values: pd.Series[Any], metric: str) -> bytes:
+    """Every trial's metric in start order, one color per host: a flat line when the
+    one configuration reproduces everywhere."""
+    order = ok.assign(_v=values).sort_values("started_at", kind="stable") \
+        .reset_index(drop=True)
+    fig = figure(10, 3.0)
+    ax = fig.subplots()
+    for i, (host, rows) in enumerate(order.groupby("host", sort=True)):
+        ax.scatter(rows.index.to_numpy() + 1, rows["_v"].to_numpy(), s=16,
+                   color=COLORS[i % len(COLORS)], label=str(host), alpha=0.8)
+    same = f": all {values.iloc[0]:.6g}" if values.nunique() == 1 else ""
+    style(ax, f"{metric} of each of the {len(ok)} trials (no parameter varies){same}",
+          "trial (in start order)", metric)
+    ax.legend(fontsize=8, frameon=False, title="host", title_fontsize=8, loc="lower right")
     return png(fig)
 
 
@@ -132,7 +143,7 @@ def replica_spread(df: pd.DataFrame, metric: str, labels: dict[str, str],
     shown = [c for c in order if len(groups.get(c, ())) > 1][:limit]
     if not shown:
         return None
-    fig = figure(max(6.0, 0.55 * len(shown) + 2), 3.6)
+    fig = figure(min(10.0, max(5.0, 0.55 * len(shown) + 2)), 3.4)
     ax = fig.subplots()
     data = [groups[c] for c in shown]
     ax.boxplot(data, widths=0.5, showfliers=False, medianprops={"color": COLORS[1]})
@@ -154,7 +165,7 @@ def learning_curves(curves: dict[str, tuple[list[float], list[float]]],
     if not curves:
         return None
     configs = list(dict.fromkeys(config_of[t] for t in curves))
-    fig = figure(8, 3.8)
+    fig = figure(10, 3.6)
     ax = fig.subplots()
     alpha = max(0.15, min(0.9, 6 / len(curves)))
     seen: set[str] = set()
@@ -190,12 +201,12 @@ def repro_matrix(cells: pd.DataFrame) -> bytes | None:
         compared, matching = int(row["compared"]), int(row["matching"])
         grid[i, j] = 0 if not compared else 1 if matching < compared else 2
         text[(i, j)] = f"{matching}/{compared}" if compared else "-"
-    fig = figure(min(14.0, max(6.0, 0.6 * len(seeds) + 2.5)), max(1.8, 0.45 * len(hosts) + 1.1))
+    fig = figure(min(10.0, max(5.0, 0.6 * len(seeds) + 2.5)), max(1.6, 0.45 * len(hosts) + 1.0))
     ax = fig.subplots()
     ax.imshow(grid, cmap=ListedColormap([NEUTRAL, BAD, GOOD]), vmin=0, vmax=2, aspect="auto")
     if len(seeds) * len(hosts) <= 120:
         for (i, j), label in text.items():
-            ax.text(j, i, label, ha="center", va="center", fontsize=9, color="black")
+            ax.text(j, i, label, ha="center", va="center", fontsize=10, color="black")
     step = max(1, len(seeds) // 30)
     ax.set_xticks(range(0, len(seeds), step), [str(s) for s in seeds[::step]], fontsize=8)
     ax.set_yticks(range(len(hosts)), hosts)

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from launcher.results import RunTable
+    from launcher.verify import Verification
 
 MAX_CURVES = 200
 CSS = """
@@ -56,15 +57,18 @@ def write_report(run: str | Path, results_root: str | Path = "results",
 def build_report(run: RunDir) -> str:
     """The report's HTML text."""
     from launcher.results import RunTable, build_table, sweep_metric
+    from launcher.verify import verify_runs
 
     manifest = run.manifest()
+    verification = verify_runs([run.path])
     metric, goal = sweep_metric(run)
     table = RunTable(run.path, str(manifest.get("sweep", "")), build_table(run), metric, goal)
     labels = config_labels(table.df)
-    body = [summary_section(table, manifest), best_section(table, labels),
+    body = [summary_section(table, manifest), verdict(verification),
+            best_section(table, labels),
             params_section(table), spread_section(table, labels),
             curves_section(run, table, labels), timeline_section(table.df),
-            repro_section(run)]
+            repro_section(verification)]
     title = f"{table.sweep} / {run.run_id}"
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
@@ -227,19 +231,22 @@ def timeline_section(df: pd.DataFrame) -> str:
                    img(throughput(df), "throughput over time"))
 
 
-def repro_section(run: RunDir) -> str:
-    from launcher.plots import repro_matrix
-    from launcher.verify import verify_runs
-
-    v = verify_runs([run.path])
+def verdict(v: Verification) -> str:
+    """The reproducibility verdict as a colored line."""
     kind = "ok" if v.ok else "none" if v.compared == 0 else "bad"
+    return f"<p class=\"verdict {kind}\">{esc(v.verdict)}</p>"
+
+
+def repro_section(v: Verification) -> str:
+    from launcher.plots import repro_matrix
+
     listed = "".join(f"<li>{esc(r['trial_id'])} on {esc(r['host'])}: "
                      f"{esc(r['differences'])}</li>" for r in v.differing.head(20)
                      .to_dict("records"))
     image = img(repro_matrix(v.cells()), "reproducibility matrix") if v.compared else ""
     notes = "".join(note(n) for n in v.notes())
     return section("Reproducibility (same configuration and seed, same result)",
-                   f"<p class=\"verdict {kind}\">{esc(v.verdict)}</p>", image,
+                   verdict(v), image,
                    f"<ul>{listed}</ul>" if listed else "", notes,
                    note(f"Image: {short_image(next(iter(v.image_ids), ''))}. Check several "
                         "runs together with `launch verify RUN_A RUN_B`."))

@@ -110,9 +110,11 @@ def summarize(df: pd.DataFrame, metric: str | None, goal: str = "minimize") -> p
         values = ok.assign(_v=ok[column].astype(float)).groupby("config_id")["_v"]
         stats = values.agg(["mean", "std", "min", "max", "count"])
         out = out.join(stats)
-        out = out.sort_values("mean", ascending=goal == "minimize", na_position="last")
     if first is not None:
         out = first.join(out)
+    if "mean" in out.columns:  # best first (after the join, which keeps the left's order)
+        out = out.sort_values("mean", ascending=goal == "minimize", na_position="last",
+                              kind="stable")
     return out.reset_index()[[k for k in keys if k in out.reset_index().columns] +
                              [c for c in out.columns if c not in keys]]
 

@@ -168,11 +168,9 @@ def scale_plot(df: pd.DataFrame) -> bytes:
 
 def scale_page(df: pd.DataFrame, verification: Verification, plot: bytes) -> str:
     """A small self-contained HTML page: the table, the plot and the verdict."""
-    from launcher.report import CSS, esc, html_table, img
+    from launcher.report import CSS, html_table, img, verdict
 
-    kind = "ok" if verification.ok else "bad" if verification.exit_code == 1 else "none"
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>scale"
             f"</title><style>{CSS}</style></head><body><main><h1>Scaling</h1>"
             f"{html_table(df, 50)}{img(plot, 'wall time and throughput against N')}"
-            f"<p class=\"verdict {kind}\">{esc(verification.verdict)}</p></main></body>"
-            "</html>\n")
+            f"{verdict(verification)}</main></body></html>\n")

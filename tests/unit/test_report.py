@@ -1,0 +1,96 @@
+"""The HTML report, its plots and the scaling arithmetic on hand-made runs (no Docker)."""
+
+from __future__ import annotations
+
+import base64
+import re
+from pathlib import Path
+
+import pytest
+
+from launcher.errors import UsageError
+from launcher.report import build_report, write_report
+from launcher.scale import measure, parse_sizes, run_slots
+from launcher.store import RunDir
+from launcher.timeline import concurrency, lanes
+from tests.unit.fake_runs import make_run
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _trials(n: int = 6) -> list[dict]:
+    out = []
+    for i in range(n):
+        lr = (0.1, 0.3)[i % 2]
+        acc = 0.5 + lr + (i // 2) * 0.01
+        out.append({"trial_id": f"t{i:02d}", "config_id": f"c{i % 2}", "replica": i // 2,
+                    "seed": 0, "params": {"lr": lr, "hidden": 8}, "metrics": {"acc": acc},
+                    "host": ("h1", "h2")[i % 2], "started": i * 0.5, "duration": 1.0,
+                    "history": [{"epoch": e, "acc": acc * e / 3} for e in (1, 2, 3)]})
+    return out
+
+
+def test_report_is_one_self_contained_file_with_every_section(tmp_path: Path) -> None:
+    run = make_run(tmp_path, "20260102-120000-aaaa", _trials(),
+                   metric={"name": "acc", "goal": "maximize"})
+    text = build_report(RunDir(run))
+    sources = re.findall(r'src="([^"]*)"', text)
+    assert len(sources) == 6  # params, spread, curves, gantt, throughput, matrix
+    for src in sources:
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1]).startswith(PNG_MAGIC)
+    assert not re.search(r"(?:href|src)=\"(?!data:)", text)
+    assert "http" not in text.replace("data:image/png;base64,", "")
+    for title in ("Best configurations", "acc against each parameter", "Spread over replicas",
+                  "Learning curves", "Containers over time", "Reproducibility"):
+        assert title in text
+    assert "do not reproduce" in text  # replicas share a seed but differ in acc
+
+
+def test_report_without_metric_or_history_still_renders(tmp_path: Path) -> None:
+    trials = [{"trial_id": "t1", "config_id": "c1", "params": {"lr": 0.1},
+               "metrics": {"acc": 1.0}}]
+    run = make_run(tmp_path, "20260102-120000-aaaa", trials)
+    path = write_report(run, output=tmp_path / "r.html")
+    text = path.read_text()
+    assert "The sweep names no metric." in text and "No trial wrote a history" in text
+    assert "nothing to compare" in text
+
+
+def test_lanes_never_overlap_and_reuse_free_slots() -> None:
+    spans = [(0.0, 2.0, "h", "s"), (0.5, 1.0, "h", "s"), (1.0, 3.0, "h", "s"),
+             (2.0, 4.0, "h", "s")]
+    assert lanes(spans) == [0, 1, 1, 0]
+
+
+def test_concurrency_counts_running_containers() -> None:
+    spans = [(0.0, 2.0, "h", "s"), (1.0, 3.0, "h", "s"), (2.0, 4.0, "h", "s")]
+    times, running = concurrency(spans)
+    assert times == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert running == [1, 2, 2, 1, 0]
+
+
+def test_parse_sizes() -> None:
+    assert parse_sizes("100, 1,10") == [1, 10, 100]
+    for bad in ("", "0,1", "a", "1,1"):
+        with pytest.raises(UsageError):
+            parse_sizes(bad)
+
+
+def test_measure_against_the_ideal(tmp_path: Path) -> None:
+    one = make_run(tmp_path, "20260102-120000-aaaa", _trials(1), slots=2, hosts=("h",))
+    four = [{**t, "started": (i // 2) * 1.0, "duration": 1.0} for i, t in
+            enumerate(_trials(4))]
+    many = make_run(tmp_path, "20260102-130000-bbbb", four, slots=2, hosts=("h",))
+    df = measure([(4, many), (1, one)]).set_index("N")
+    assert list(df.index) == [1, 4]
+    assert df.loc[4, "wall_s"] == pytest.approx(2.0) and df.loc[4, "slots"] == 2
+    assert df.loc[4, "ideal_s"] == pytest.approx(2.0)  # ceil(4 / 2) x 1 s
+    assert df.loc[4, "containers_per_s"] == pytest.approx(2.0)
+    assert df.loc[4, "efficiency"] == pytest.approx(1.0)
+
+
+def test_run_slots_prefers_the_smaller_limit() -> None:
+    assert run_slots({"max_parallel": 3, "hosts": [{"slots": 2}, {"slots": 2}]}) == 3
+    assert run_slots({"hosts": [{"slots": 2}, {"slots": 2}]}) == 4
+    assert run_slots({}) == 1
