@@ -36,27 +36,31 @@ class DefaultGroup(click.Group):
         return super().parse_args(ctx, args)
 
 
-def sweep_options(func: F) -> F:
-    """The overrides every command that reads a sweep file accepts."""
-    options = [
-        click.option("--replicas", type=click.IntRange(min=None), help="Runs per configuration."),
-        click.option("--seed", type=int, help="Base seed (replica r gets seed+r unless "
-                     "seed_mode is fixed)."),
-        click.option("--set", "sets", multiple=True, metavar="KEY.PATH=VALUE",
-                     help="Override any sweep key, e.g. --set resources.cpus=2 (repeatable)."),
-        click.option("--host", "hosts", multiple=True, metavar="URL[,slots=N][,name=NAME]",
-                     help="A Docker host; replaces the file's hosts (repeatable)."),
-        click.option("--hosts", "hosts_file", type=click.Path(dir_okay=False), metavar="FILE",
-                     help="Read the host list from a YAML file."),
-        click.option("--backend", type=click.Choice(["docker", "ray"]),
-                     help="Where trials run."),
-        click.option("--ray-address", metavar="auto|ray://HOST:PORT",
-                     help="An existing Ray cluster (implies nothing without --backend ray)."),
-        click.option("--results", metavar="DIR", help="Results root directory."),
-        click.option("--max-parallel", type=int, help="At most this many trials at once."),
-    ]
-    for option in reversed(options):
-        func = option(func)
+def sweep_options(func: F, exclude: tuple[str, ...] = ()) -> F:
+    """The overrides every command that reads a sweep file accepts (but ``exclude``)."""
+    options = {
+        "replicas": click.option("--replicas", type=int, help="Runs per configuration."),
+        "seed": click.option("--seed", type=int, help="Base seed (replica r gets seed+r "
+                             "unless seed_mode is fixed)."),
+        "sets": click.option("--set", "sets", multiple=True, metavar="KEY.PATH=VALUE",
+                             help="Override any sweep key, e.g. --set resources.cpus=2 "
+                             "(repeatable; +KEY adds a new parameter)."),
+        "hosts": click.option("--host", "hosts", multiple=True,
+                              metavar="URL[,slots=N][,name=NAME][,cert_path=DIR]",
+                              help="A Docker host; replaces the file's hosts (repeatable)."),
+        "hosts_file": click.option("--hosts", "hosts_file", type=click.Path(dir_okay=False),
+                                   metavar="FILE", help="Read the host list from a YAML file."),
+        "backend": click.option("--backend", type=click.Choice(["docker", "ray"]),
+                                help="Where trials run."),
+        "ray_address": click.option("--ray-address", metavar="auto|ray://HOST:PORT",
+                                    help="An existing Ray cluster (with --backend ray)."),
+        "results": click.option("--results", metavar="DIR", help="Results root directory."),
+        "max_parallel": click.option("--max-parallel", type=int,
+                                     help="At most this many trials at once."),
+    }
+    for name, option in reversed(options.items()):
+        if name not in exclude:
+            func = option(func)
     return func
 
 
@@ -64,10 +68,11 @@ def overrides_from(kwargs: dict[str, Any]) -> Overrides:
     from launcher.overrides import Overrides
 
     return Overrides(
-        replicas=kwargs.pop("replicas"), seed=kwargs.pop("seed"), sets=kwargs.pop("sets"),
-        hosts=kwargs.pop("hosts"), hosts_file=kwargs.pop("hosts_file"),
-        backend=kwargs.pop("backend"), ray_address=kwargs.pop("ray_address"),
-        results=kwargs.pop("results"), max_parallel=kwargs.pop("max_parallel"))
+        replicas=kwargs.pop("replicas", None), seed=kwargs.pop("seed"),
+        sets=kwargs.pop("sets"), hosts=kwargs.pop("hosts"),
+        hosts_file=kwargs.pop("hosts_file"), backend=kwargs.pop("backend"),
+        ray_address=kwargs.pop("ray_address"), results=kwargs.pop("results"),
+        max_parallel=kwargs.pop("max_parallel"))
 
 
 def load(path: str, kwargs: dict[str, Any]) -> SweepSpec:

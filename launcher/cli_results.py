@@ -133,9 +133,7 @@ def report(run: str, results: str, output: str | None) -> int:
 
 def scale_options(func: F) -> F:
     """The sweep overrides, with --replicas taking a list of sizes."""
-    func = sweep_options(func)
-    params = getattr(func, "__click_params__", [])
-    func.__click_params__ = [p for p in params if p.name != "replicas"]  # type: ignore[attr-defined]
+    func = sweep_options(func, exclude=("replicas",))
     return click.option("--replicas", "sizes", default="1,10,50,100", show_default=True,
                         metavar="N,N,...", help="Sweep sizes to run (replicas per "
                         "configuration).")(func)
