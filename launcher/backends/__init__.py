@@ -19,5 +19,12 @@ def get_backend(name: str, **options: Any) -> Backend:
 
         return DockerBackend(**options)
     if name == "ray":
-        raise UsageError("the ray backend is not available in this version of the launcher")
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            raise UsageError("the ray backend needs Ray, which is not installed",
+                             hint="pip install 'launcher[ray]', or use --backend docker")
+        from launcher.backends.ray import RayBackend
+
+        return RayBackend(**options)
     raise UsageError(f"unknown backend {name!r}; known backends: {', '.join(KNOWN_BACKENDS)}")

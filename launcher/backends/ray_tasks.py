@@ -1,0 +1,225 @@
+"""What runs inside Ray tasks, on a node: the probe, the trial, the cleanup.
+
+Called by the driver in :mod:`launcher.backends.ray` (see its docstring for the design).
+Each function talks to the node's own Docker engine, the one ``docker.from_env()`` finds
+in the node's environment, and imports what it needs when it runs, so a worker process
+loads no more than it uses. The trial task is :func:`launcher.container.run_trial` plus
+what Ray adds: the node's identity, the image brought from the object store under a
+per-engine file lock, cancellation, and outputs as bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from launcher.trial import LABEL_RUN, Trial, TrialResult, TrialStatus
+
+if TYPE_CHECKING:
+    from launcher.command import Argv
+    from launcher.container import ContainerSettings
+
+HOST_LABEL = "launcher-host"
+IMAGE_MISSING = "ray_image_missing"  # a task's request for the image (never a column)
+POLL = 0.5
+LOAD_WAIT = 900.0  # how long a task waits for another task's docker load on its node
+API_TIMEOUT = 120
+CHUNK = 1024 * 1024
+
+
+def node_ip() -> str:
+    import ray.util
+
+    api: Any = ray.util
+    return str(api.get_node_ip_address())
+
+
+def short(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return f"{type(e).__name__}: {text[:300]}" if text else type(e).__name__
+
+
+def this_node() -> dict[str, str]:
+    import ray
+
+    context = ray.get_runtime_context()
+    label: Any = (context.get_node_labels() or {}).get(HOST_LABEL)
+    if isinstance(label, list):  # some Ray versions give lists of values
+        label = label[0] if label else None
+    address = node_ip()
+    return {"node_id": context.get_node_id(), "address": address, "host": str(label or address)}
+
+
+def probe_node(image_id: str, tag: str) -> dict[str, Any]:
+    """What setup needs to know about this node's engine."""
+    import docker
+
+    report: dict[str, Any] = {**this_node(), "engine_id": "", "has_image": False,
+                              "docker_host": os.environ.get("DOCKER_HOST", ""), "error": ""}
+    try:
+        client = docker.from_env(timeout=30)
+    except Exception as e:
+        report["error"] = f"its Docker engine does not answer: {short(e)}"
+        return report
+    try:
+        report["engine_id"] = str(client.api.info()["ID"])
+        report["has_image"] = _image_id(client.api, image_id) == image_id
+        tagged = _image_id(client.api, tag) if tag else None
+        if tagged is not None and tagged != image_id:
+            report["error"] = (f"holds a different image under the tag {tag} ({tagged[:19]}, "
+                               f"this run uses {image_id[:19]})")
+            report["hint"] = f"remove it there (docker rmi {tag}) so that the launcher ships it"
+    except Exception as e:
+        report["error"] = f"its Docker engine does not answer: {short(e)}"
+    finally:
+        client.close()
+    return report
+
+
+def trial_task(trial: Trial, argv: Argv, settings: ContainerSettings, attempt: int,
+               image_box: list[Any]) -> tuple[TrialResult, bytes | None]:
+    """One trial on this node's engine; outputs come back as bytes."""
+    import docker
+
+    node = this_node()
+    result = TrialResult(trial.trial_id, TrialStatus.LOST, host=node["host"],
+                         image_id=settings.image, attempt=attempt)
+    try:
+        client = docker.from_env(timeout=API_TIMEOUT)
+    except Exception as e:
+        result.reason = f"node {node['host']}: its Docker engine does not answer: {short(e)}"
+    else:
+        try:
+            problem = _ensure_image(client.api, settings.image, image_box)
+            if problem:
+                result.reason = f"node {node['host']}: {problem}"
+                result.extra[IMAGE_MISSING] = not image_box
+            else:
+                result = _run_cancellable(client.api, trial, argv, settings, node["host"],
+                                          attempt)
+        except Exception as e:  # the engine failed us while checking or loading the image
+            result.reason = f"node {node['host']}: {short(e)}"
+        finally:
+            client.close()
+    result.extra.update(ray_node_id=node["node_id"], ray_node_address=node["address"])
+    outputs = None
+    if result.outputs is not None:
+        outputs = result.outputs.read()
+        result.outputs.close()
+        result.outputs = None
+    return result, outputs
+
+
+def _run_cancellable(api: Any, trial: Trial, argv: Argv, settings: ContainerSettings,
+                     host: str, attempt: int) -> TrialResult:
+    """run_trial in a thread; when Ray cancels the task, stop the container like the Docker
+    backend does, so the trial ends as ``cancelled`` with its log."""
+    import ray
+
+    from launcher.container import Running, run_trial
+
+    running = Running(api)
+    box: list[TrialResult | BaseException] = []
+
+    def work() -> None:
+        try:
+            box.append(run_trial(api, trial, argv, settings, host=host, attempt=attempt,
+                                 running=running))
+        except BaseException as e:  # run_trial returns failures; anything else is a bug
+            box.append(e)
+
+    thread = threading.Thread(target=work, name=f"trial-{trial.trial_id}", daemon=True)
+    thread.start()
+    context = ray.get_runtime_context()
+    while thread.is_alive():
+        thread.join(POLL)
+        if thread.is_alive() and not running.cancelled.is_set() and context.is_canceled():
+            running.cancelled.set()
+            if running.container_id:
+                with contextlib.suppress(Exception):
+                    api.stop(running.container_id, timeout=int(settings.stop_grace))
+    if isinstance(box[0], BaseException):
+        raise box[0]
+    return box[0]
+
+
+def _ensure_image(api: Any, image_id: str, image_box: list[Any]) -> str:
+    """Empty when the engine holds the image (loaded by this task or another); else why not."""
+    import fcntl
+
+    if _image_id(api, image_id) == image_id:
+        return ""
+    if not image_box:
+        return f"image {image_id[:19]} is missing here; the launcher sends it"
+    engine = "".join(c for c in str(api.info()["ID"]) if c.isalnum())
+    path = os.path.join(tempfile.gettempdir(),
+                        f"launcher-load-{engine[:32]}-{image_id.split(':')[-1][:16]}.lock")
+    with open(path, "a") as lock:
+        deadline = time.monotonic() + LOAD_WAIT
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    return f"waited {LOAD_WAIT:g}s for another task's docker load"
+                time.sleep(POLL)
+        if _image_id(api, image_id) == image_id:
+            return ""  # another task loaded it while this one waited
+        try:
+            _load(api, image_box[0])
+        except Exception as e:
+            return f"docker load failed: {short(e)}"
+    if _image_id(api, image_id) != image_id:
+        return (f"after docker load the engine does not hold image {image_id[:19]} (it may "
+                "rewrite images; check `docker images` there)")
+    return ""
+
+
+def _load(api: Any, ref: Any) -> None:
+    """``docker load`` from the object store (read in place, streamed in chunks)."""
+    import ray
+
+    view = memoryview(ray.get(ref)).cast("B")
+
+    def chunks() -> Iterator[bytes]:
+        for start in range(0, len(view), CHUNK):
+            yield bytes(view[start:start + CHUNK])
+
+    for status in api.load_image(chunks()):
+        if isinstance(status, dict) and status.get("error"):
+            raise RuntimeError(str(status["error"]))
+
+
+def _image_id(api: Any, ref: str) -> str | None:
+    import docker.errors
+
+    try:
+        return str(api.inspect_image(ref)["Id"])
+    except docker.errors.ImageNotFound:
+        return None
+
+
+def remove_run_containers(run_id: str) -> int:
+    """Force-remove this run's containers (and volumes) on this node's engine."""
+    import docker
+
+    client = docker.from_env(timeout=60)
+    try:
+        return remove_labelled(client.api, run_id)
+    finally:
+        client.close()
+
+
+def remove_labelled(api: Any, run_id: str) -> int:
+    removed = 0
+    for container in api.containers(all=True, filters={"label": f"{LABEL_RUN}={run_id}"}):
+        with contextlib.suppress(Exception):
+            api.remove_container(container["Id"], v=True, force=True)
+            removed += 1
+    return removed
