@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 LAUNCH := $(VENV)/bin/launch
 DEMO_REPLICAS ?= 100
 
-.PHONY: demo test venv docker base-image test-hosts test-hosts-down browser lint unit bench clean-venv
+.PHONY: demo test venv docker base-image test-hosts test-hosts-down ray-cluster browser lint unit bench clean-venv
 
 ## demo: the main job: 100 replicas of the training image on the local Docker engine
 demo: venv docker base-image
@@ -35,6 +35,9 @@ base-image: docker
 
 test-hosts: docker
 	@scripts/test-hosts.sh up
+
+ray-cluster: venv test-hosts
+	@scripts/ray-cluster.sh up
 
 test-hosts-down:
 	@scripts/test-hosts.sh down

@@ -177,6 +177,13 @@ class prepared_backend:
         self.hosts_to_close: list[Host] = []
 
     def __enter__(self) -> tuple[Backend, BuiltImage, RunContext]:
+        try:
+            return self._prepare()
+        except BaseException:  # a failed build or setup must not leak connections
+            self.__exit__()
+            raise
+
+    def _prepare(self) -> tuple[Backend, BuiltImage, RunContext]:
         from launcher.backends import get_backend
 
         spec = self.spec
