@@ -90,12 +90,12 @@ def run_sweep(sweep: str | Path | SweepSpec, overrides: Overrides | None = None,
         run = RunDir.create(Path(spec.results), spec.name, run_id)
         with run.locked():
             write_run_files(run, spec, plan, image, backend)
-            outcome = None
+            outcome, table = None, None
             try:
                 outcome = execute(spec, run, backend, ctx, plan, progress)
             finally:
-                finish_run(run, backend, outcome)
-    return RunResults(run.path, outcome, backend.notes())
+                table = finish_run(run, backend, outcome)
+    return RunResults(run.path, outcome, backend.notes(), table)
 
 
 def resume_run(ref: str | Path, results_root: str | Path = "results", *,
@@ -125,12 +125,12 @@ def resume_run(ref: str | Path, results_root: str | Path = "results", *,
                     or not TrialStatus(best[t.trial_id]["status"]).terminal
                     or best[t.trial_id]["status"] in redo]
             attempts = {r["trial_id"]: int(r.get("attempt") or 1) for r in records}
-            outcome = None
+            outcome, table = None, None
             try:
                 outcome = execute(spec, run, backend, ctx, plan, progress, todo, attempts)
             finally:
-                finish_run(run, backend, outcome)
-    return RunResults(run.path, outcome, backend.notes())
+                table = finish_run(run, backend, outcome)
+    return RunResults(run.path, outcome, backend.notes(), table)
 
 
 def resume_or_run(spec: SweepSpec, *, resume: bool, retry_failed: bool = False,
@@ -344,14 +344,15 @@ def execute(spec: SweepSpec, run: RunDir, backend: Backend, ctx: RunContext, pla
         return runner.execute(todo, start_attempts)
 
 
-def finish_run(run: RunDir, backend: Backend, outcome: Outcome | None) -> None:
-    """Derived tables and the final manifest; safe to call after a failure."""
+def finish_run(run: RunDir, backend: Backend, outcome: Outcome | None) -> pd.DataFrame | None:
+    """Derived tables and the final manifest; safe to call after a failure. Returns the
+    table, so that the summary does not build it a second time."""
     from launcher.results import write_tables
 
     try:
         data = run.manifest()
     except (OSError, ValueError):
-        return
+        return None
     data["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00",
                                                                                    "Z")
     data["state"] = ("interrupted" if outcome and outcome.interrupted else
@@ -359,7 +360,7 @@ def finish_run(run: RunDir, backend: Backend, outcome: Outcome | None) -> None:
     data["stopped_because"] = outcome.stopped if outcome else "error"
     data["notes"] = backend.notes()
     run.write_manifest(data)
-    write_tables(run)
+    return write_tables(run)
 
 
 __all__ = ["LauncherError", "RunResults", "run_sweep"]
