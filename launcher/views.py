@@ -53,6 +53,8 @@ def print_run_summary(results: Any, *, as_json: bool, out: TextIO) -> int:
                    "configs": json.loads(by_config.to_json(orient="records"))}, out, indent=1)
         out.write("\n")
         return code
+    if metric:
+        out.write(f"{metric} ({goal}) per configuration over replicas, best first:\n")
     columns = list(by_config.columns)
     write_rows(out, columns, by_config.itertuples(index=False), "table")
     out.write("\n" + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) +
@@ -66,6 +68,8 @@ def print_run_summary(results: Any, *, as_json: bool, out: TextIO) -> int:
     out.write(f"run: {results.run_dir}\n")
     if resume:
         out.write(f"resume with: {resume}\n")
+    else:
+        out.write(f"next: launch verify {results.run_dir}; launch report {results.run_dir}\n")
     return code
 
 
