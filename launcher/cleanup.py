@@ -65,7 +65,7 @@ def _clean_host(spec: HostSpec, run_labels: list[str] | None) -> Cleaned:
     with _connected(spec, out) as host:
         if host is not None:
             for label in run_labels or [f"{LABEL_MANAGED}=true"]:
-                c, v = remove_by_label(host, label)
+                c, v = remove_by_label(host.client.api, label)
                 out.containers += c
                 out.volumes += v
     return out
@@ -88,9 +88,9 @@ def _connected(spec: HostSpec, out: Cleaned) -> Iterator[Host | None]:
         host.close()
 
 
-def remove_by_label(host: Host, label: str) -> tuple[int, int]:
-    """Force-remove containers, then volumes, carrying ``label``; return the counts."""
-    api = host.client.api
+def remove_by_label(api: Any, label: str) -> tuple[int, int]:
+    """Force-remove containers, then volumes, carrying ``label`` on the engine of ``api``
+    (a low-level docker APIClient); return the counts."""
     containers = volumes = 0
     for container in api.containers(all=True, filters={"label": label}):
         try:

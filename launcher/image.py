@@ -282,13 +282,18 @@ def _build_failed(log: list[str]) -> ImageError:
                       hint="fix the Dockerfile; `launch --debug build` shows everything")
 
 
-def _image_id(client: docker.DockerClient, name: str) -> str | None:
+def image_id_of(api: Any, ref: str) -> str | None:
+    """The ID of image ``ref`` (a tag or an ID) on the engine of ``api``; None if absent."""
     import docker.errors
 
     try:
-        return str(client.api.inspect_image(name)["Id"])
+        return str(api.inspect_image(ref)["Id"])
     except docker.errors.ImageNotFound:
         return None
+
+
+def _image_id(client: docker.DockerClient, name: str) -> str | None:
+    return image_id_of(client.api, name)
 
 
 def _short(e: Exception) -> str:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from launcher.errors import HostError
-from launcher.image import BuiltImage
+from launcher.image import BuiltImage, image_id_of
 
 if TYPE_CHECKING:
     from launcher.hosts import Host
@@ -69,12 +69,8 @@ def _image_id(host: Host, ref: str) -> str | None:
     import docker.errors
 
     try:
-        return str(host.client.api.inspect_image(ref)["Id"])
-    except docker.errors.ImageNotFound:
-        return None
+        return image_id_of(host.client.api, ref)
     except docker.errors.APIError as e:
-        if getattr(e.response, "status_code", 0) == 404:
-            return None
         raise HostError(f"cannot inspect images: {e}", host=host.name) from e
 
 

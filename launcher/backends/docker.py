@@ -226,7 +226,7 @@ class DockerBackend(Backend):
         for slot in self._slots:
             if slot.down.startswith("stopped answering"):
                 continue
-            remove_by_label(slot.host, f"{LABEL_RUN}={self._run.run_id}")
+            remove_by_label(slot.host.client.api, f"{LABEL_RUN}={self._run.run_id}")
 
 
 def _stop(running: Running, grace: int) -> None:

@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from launcher.image import image_id_of
 from launcher.trial import LABEL_RUN, Trial, TrialResult, TrialStatus
 
 if TYPE_CHECKING:
@@ -68,8 +69,8 @@ def probe_node(image_id: str, tag: str) -> dict[str, Any]:
         return report
     try:
         report["engine_id"] = str(client.api.info()["ID"])
-        report["has_image"] = _image_id(client.api, image_id) == image_id
-        tagged = _image_id(client.api, tag) if tag else None
+        report["has_image"] = image_id_of(client.api, image_id) == image_id
+        tagged = image_id_of(client.api, tag) if tag else None
         if tagged is not None and tagged != image_id:
             report["error"] = (f"holds a different image under the tag {tag} ({tagged[:19]}, "
                                f"this run uses {image_id[:19]})")
@@ -152,7 +153,7 @@ def _ensure_image(api: Any, image_id: str, image_box: list[Any]) -> str:
     """Empty when the engine holds the image (loaded by this task or another); else why not."""
     import fcntl
 
-    if _image_id(api, image_id) == image_id:
+    if image_id_of(api, image_id) == image_id:
         return ""
     if not image_box:
         return f"image {image_id[:19]} is missing here; the launcher sends it"
@@ -169,13 +170,13 @@ def _ensure_image(api: Any, image_id: str, image_box: list[Any]) -> str:
                 if time.monotonic() > deadline:
                     return f"waited {LOAD_WAIT:g}s for another task's docker load"
                 time.sleep(POLL)
-        if _image_id(api, image_id) == image_id:
+        if image_id_of(api, image_id) == image_id:
             return ""  # another task loaded it while this one waited
         try:
             _load(api, image_box[0])
         except Exception as e:
             return f"docker load failed: {short(e)}"
-    if _image_id(api, image_id) != image_id:
+    if image_id_of(api, image_id) != image_id:
         return (f"after docker load the engine does not hold image {image_id[:19]} (it may "
                 "rewrite images; check `docker images` there)")
     return ""
@@ -196,15 +197,6 @@ def _load(api: Any, ref: Any) -> None:
             raise RuntimeError(str(status["error"]))
 
 
-def _image_id(api: Any, ref: str) -> str | None:
-    import docker.errors
-
-    try:
-        return str(api.inspect_image(ref)["Id"])
-    except docker.errors.ImageNotFound:
-        return None
-
-
 def remove_run_containers(run_id: str) -> int:
     """Force-remove this run's containers (and volumes) on this node's engine."""
     import docker
@@ -217,9 +209,7 @@ def remove_run_containers(run_id: str) -> int:
 
 
 def remove_labelled(api: Any, run_id: str) -> int:
-    removed = 0
-    for container in api.containers(all=True, filters={"label": f"{LABEL_RUN}={run_id}"}):
-        with contextlib.suppress(Exception):
-            api.remove_container(container["Id"], v=True, force=True)
-            removed += 1
-    return removed
+    """Remove the run's containers and volumes on this engine; count the containers."""
+    from launcher.cleanup import remove_by_label
+
+    return remove_by_label(api, f"{LABEL_RUN}={run_id}")[0]
