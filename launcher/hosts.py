@@ -9,7 +9,9 @@ key that is not known.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import ipaddress
+import json
 import os
 import platform
 import re
@@ -145,15 +147,36 @@ def _tls_client(url: str, kwargs: dict[str, Any]) -> docker.DockerClient:
 
 
 def _from_context(spec: HostSpec, kwargs: dict[str, Any]) -> docker.DockerClient:
+    """A client for a `docker context`, read from the CLI's own context store.
+
+    docker-py's ContextAPI only finds contexts when ~/.docker/config.json exists, which
+    the CLI does not always write, so the store is read here directly.
+    """
     import docker
-    from docker.context import ContextAPI
+    from docker.tls import TLSConfig
 
     name = spec.url.split(":", 1)[1]
-    context = ContextAPI.get_context(name)
-    if context is None:
+    if name == "default":
+        return docker.from_env(**kwargs)
+    store = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker") / "contexts"
+    context_id = hashlib.sha256(name.encode()).hexdigest()
+    try:
+        meta = json.loads((store / "meta" / context_id / "meta.json").read_text())
+        endpoint = meta["Endpoints"]["docker"]
+    except (OSError, ValueError, KeyError):
         raise HostError(f"no docker context named {name!r}", host=spec.name,
-                        hint="see `docker context ls`")
-    return docker.DockerClient(base_url=context.Host, tls=context.TLSConfig or False, **kwargs)
+                        hint="see `docker context ls`") from None
+    url = str(endpoint.get("Host") or "unix:///var/run/docker.sock")
+    tls_dir = store / "tls" / context_id / "docker"
+    if (tls_dir / "cert.pem").is_file():
+        ca = tls_dir / "ca.pem"
+        kwargs["tls"] = TLSConfig(client_cert=(str(tls_dir / "cert.pem"), str(tls_dir / "key.pem")),
+                                  ca_cert=str(ca) if ca.is_file() else None,
+                                  verify=not endpoint.get("SkipTLSVerify", False))
+        return _tls_client(url, kwargs)
+    if url.startswith("ssh://"):
+        kwargs["use_ssh_client"] = False
+    return docker.DockerClient(base_url=url, **kwargs)
 
 
 def _tls_config(spec: HostSpec) -> Any:

@@ -215,3 +215,24 @@ def test_status_counts_in_the_summary(tmp_path: Path) -> None:
     path = probe_sweep(tmp_path, {"probe-exit": {"values": [0]}})
     results = run_sweep(path, replicas=3)
     assert (results.df["status"] == str(TrialStatus.SUCCEEDED)).sum() == 3 and results.ok
+
+
+@pytest.mark.hosts
+def test_a_docker_context_is_a_host(tmp_path: Path) -> None:
+    config = tmp_path / "docker-config"
+    env = {**os.environ, "DOCKER_CONFIG": str(config), "CI": ""}
+    subprocess.run(["docker", "context", "create", "lab-h2", "--docker",
+                    f"host={hosts_env()['H2_SOCK']}"], env=env, check=True,
+                   capture_output=True)
+    path = write_sweep(tmp_path, {"parameters": FAST_TRAIN})
+    result = subprocess.run([sys.executable, "-m", "launcher", str(path), "--replicas", "2",
+                             "--host", "context:lab-h2", "--json"], capture_output=True,
+                            text=True, cwd=ROOT, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    df = pd.read_csv(Path(summary["run_dir"]) / "results.csv")
+    assert set(df["host"]) == {"lab-h2"} and set(df["status"]) == {"succeeded"}
+    missing = subprocess.run([sys.executable, "-m", "launcher", str(path), "--host",
+                              "context:nope"], capture_output=True, text=True, cwd=ROOT,
+                             env=env, timeout=120)
+    assert missing.returncode == 1 and "no docker context named 'nope'" in missing.stderr
