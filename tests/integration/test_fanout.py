@@ -180,7 +180,7 @@ def test_a_host_with_a_different_image_under_the_tag_is_refused(tmp_path: Path) 
     local = docker.from_env()
     image = ensure_image(local, ImageSpec(context=str(ROOT)), ROOT)
     h2 = docker.DockerClient(base_url=hosts_env()["H2_SOCK"])
-    impostor = _any_other_image(h2, local, image.id)
+    impostor = _any_other_image(h2, image.id)
     repo, tag = image.tag.split(":")
     h2.api.tag(impostor, repo, tag)
     try:
@@ -191,18 +191,27 @@ def test_a_host_with_a_different_image_under_the_tag_is_refused(tmp_path: Path) 
         assert not (tmp_path / "results").exists()
     finally:
         h2.api.remove_image(image.tag)
+        h2.api.remove_image("launcher-impostor:latest")
         h2.close()
         local.close()
 
 
-def _any_other_image(target: Any, source: Any, avoid: str) -> str:
-    """An image on ``target`` that is not ``avoid`` (busybox, shipped if needed)."""
-    name = "launcher-busybox:latest"
-    try:
-        return str(target.api.inspect_image(name)["Id"])
-    except Exception:
-        target.api.load_image(source.api.get_image(name))
-        return str(target.api.inspect_image(name)["Id"])
+def _any_other_image(target: Any, avoid: str) -> str:
+    """A tiny image made on ``target`` from an in-memory tar (one file): not ``avoid``."""
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("impostor.txt")
+        payload = b"not the launcher's image\n"
+        info.size = len(payload)
+        tar.addfile(info, io.BytesIO(payload))
+    target.api.import_image_from_data(buf.getvalue(), repository="launcher-impostor",
+                                      tag="latest")
+    image_id = str(target.api.inspect_image("launcher-impostor:latest")["Id"])
+    assert image_id != avoid
+    return image_id
 
 
 def test_failed_trials_make_the_exit_code_1(tmp_path: Path) -> None:
