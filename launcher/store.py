@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from launcher.errors import RunError
+from launcher.errors import RunError, UnknownRun
 from launcher.trial import TrialResult, TrialStatus
 
 RECORDS = "trials.jsonl"
@@ -217,16 +217,16 @@ def find_run(ref: str, results_root: Path) -> RunDir:
     if (path / MANIFEST).is_file():
         return RunDir(path)
     if not results_root.is_dir():
-        raise RunError(f"no run {ref!r}: the results root {results_root} does not exist",
+        raise UnknownRun(f"no run {ref!r}: the results root {results_root} does not exist",
                        hint="pass a run directory, or --results DIR")
     matches = [d for d in iter_runs(results_root)
                if d.name.startswith(ref) or f"{d.parent.name}/{d.name}".startswith(ref)]
     if not matches:
-        raise RunError(f"no run matches {ref!r} under {results_root}",
+        raise UnknownRun(f"no run matches {ref!r} under {results_root}",
                        hint="`launch ls` lists the runs")
     if len(matches) > 1:
         names = ", ".join(f"{d.parent.name}/{d.name}" for d in matches[:5])
-        raise RunError(f"{ref!r} matches {len(matches)} runs ({names}...)",
+        raise UnknownRun(f"{ref!r} matches {len(matches)} runs ({names}...)",
                        hint="give more of the run id")
     return RunDir(matches[0])
 

@@ -101,3 +101,10 @@ def test_plan_piped_into_head_is_quiet(tmp_path: Path) -> None:
                             text=True)
     # click exits 1 quietly on EPIPE, like other tools it does not print a traceback
     assert result.stderr == "" and result.stdout.startswith("trial_id")
+
+
+def test_an_unknown_run_is_a_usage_error(tmp_path: Path) -> None:
+    for command in ("results", "verify", "report", "status", "resume"):
+        result = run(command, "20990101", "--results", str(tmp_path))
+        assert result.returncode == 2, (command, result.stderr)
+        assert "no run" in result.stderr and "Traceback" not in result.stderr
