@@ -25,7 +25,8 @@ LIST_MACROS = ("${args}", "${args_no_hyphens}", "${args_no_boolean_flags}", "${a
                "${env}")
 TEXT_MACROS = ("interpreter", "program", "seed", "trial_id", "replica")
 _MACRO = re.compile(r"\$\{([^}]*)\}")
-_ENVVAR = re.compile(r"envvar:([A-Za-z_][A-Za-z0-9_]*)")
+_ENVVAR = re.compile(r"envvar:([A-Za-z_][A-Za-z0-9_]*)")  # the inside of ${...}
+ENVVAR_MACRO = re.compile(r"\$\{envvar:([A-Za-z_][A-Za-z0-9_]*)\}")  # the whole macro
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +55,7 @@ def check_template(items: Sequence[str]) -> None:
 
 def envvar_names(items: Sequence[str]) -> list[str]:
     """Names of the launcher environment variables that ``${envvar:NAME}`` items read."""
-    return [m.group(1) for item in items for m in _ENVVAR.finditer(item)]
+    return [m.group(1) for item in items for m in ENVVAR_MACRO.finditer(item)]
 
 
 def value_text(value: Any) -> str:

@@ -104,9 +104,3 @@ class UnknownRun(RunError):
     """The command line names a run that does not exist, or more than one."""
 
     exit_code = EXIT_USAGE
-
-
-class Interrupted(LauncherError):
-    """The user interrupted the run (Ctrl-C or SIGTERM); it can be resumed."""
-
-    exit_code = EXIT_INTERRUPTED

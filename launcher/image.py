@@ -118,7 +118,7 @@ def build_image(client: docker.DockerClient, spec: ImageSpec, context: Path,
     files = context_files(context, spec.dockerfile)
     digest = context_digest(context, files, spec.dockerfile, args, base, wheelhouse)
     tag = f"{IMAGE_REPOSITORY}:{digest[:16]}"
-    existing = _image_id(client, tag)
+    existing = image_id_of(client.api, tag)
     if existing:
         return BuiltImage(id=existing, tag=tag, digest=digest, built=False, base=base)
     tarball = context_tar(context, files, wheelhouse.path if wheelhouse else None)
@@ -142,7 +142,7 @@ def resolve_bases(client: docker.DockerClient, dockerfile: str, args: dict[str, 
         name = args.get(arg.group(1), defaults.get(arg.group(1), "")) if arg else ref
         if name and name != "scratch" and name not in stages:
             name = _available_base(client, name, arg.group(1) if arg else None, args)
-            image_id = _image_id(client, name) or ""
+            image_id = image_id_of(client.api, name) or ""
             if image_id not in ids:
                 ids.append(image_id)
         if alias:
@@ -154,10 +154,10 @@ def _available_base(client: docker.DockerClient, name: str, arg: str | None,
                     args: dict[str, str]) -> str:
     import docker.errors
 
-    if _image_id(client, name):
+    if image_id_of(client.api, name):
         return name
     local = os.environ.get("LAUNCH_BASE_IMAGE") or LOCAL_BASES.get(name)
-    if arg and local and _image_id(client, local):
+    if arg and local and image_id_of(client.api, local):
         args[arg] = local
         return local
     try:
@@ -262,7 +262,7 @@ def _run_build(client: docker.DockerClient, tarball: io.BytesIO, tag: str, docke
     except docker.errors.APIError as e:
         log.append(_short(e))
         raise _build_failed(log) from e
-    image_id = _image_id(client, tag)
+    image_id = image_id_of(client.api, tag)
     if not image_id:
         raise _build_failed([*log, "the build ended without an image"])
     return image_id
@@ -290,10 +290,6 @@ def image_id_of(api: Any, ref: str) -> str | None:
         return str(api.inspect_image(ref)["Id"])
     except docker.errors.ImageNotFound:
         return None
-
-
-def _image_id(client: docker.DockerClient, name: str) -> str | None:
-    return image_id_of(client.api, name)
 
 
 def _short(e: Exception) -> str:

@@ -100,16 +100,12 @@ class Reader:
         for i, item in enumerate(value):
             if isinstance(item, dict | list) or item is None:
                 raise self.error((*at, i), f"must be a string, got {type_name(item)}")
-            out.append(_scalar_text(item))
+            out.append(scalar_text(item))
         return tuple(out)
-
-
-def _scalar_text(item: object) -> str:
-    if isinstance(item, bool):
-        return "true" if item else "false"
-    return str(item)
 
 
 def scalar_text(item: object) -> str:
     """How a YAML scalar becomes an argv item or an environment value."""
-    return _scalar_text(item)
+    if isinstance(item, bool):
+        return "true" if item else "false"
+    return str(item)

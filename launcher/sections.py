@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from launcher.command import ENVVAR_MACRO
 from launcher.schema import Reader, scalar_text
 from launcher.units import parse_memory
 from launcher.yamlfile import KeyPath
@@ -15,7 +16,6 @@ from launcher.yamlfile import KeyPath
 HOST_SCHEMES = ("local", "unix://", "tcp://", "ssh://", "context:")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _HOST_NAME = re.compile(r"[A-Za-z0-9._-]+")
-_ENVVAR = re.compile(r"\$\{envvar:([A-Za-z_][A-Za-z0-9_]*)\}")
 MIN_MEMORY = 6 * 1024 * 1024  # Docker refuses containers with less
 
 
@@ -178,7 +178,7 @@ def parse_env(reader: Reader, raw: object) -> tuple[tuple[str, str], ...]:
 
 def envvar_references(env: tuple[tuple[str, str], ...]) -> list[str]:
     """Launcher environment variables that ``${envvar:NAME}`` env values read."""
-    return [m.group(1) for _, value in env for m in _ENVVAR.finditer(value)]
+    return [m.group(1) for _, value in env for m in ENVVAR_MACRO.finditer(value)]
 
 
 def resolve_env(env: tuple[tuple[str, str], ...], environ: dict[str, str] | Any) -> dict[str, str]:
@@ -187,7 +187,8 @@ def resolve_env(env: tuple[tuple[str, str], ...], environ: dict[str, str] | Any)
     if missing:
         raise ValueError(f"env uses ${{envvar:{missing[0]}}} but {missing[0]} is not set in "
                          "the launcher's environment")
-    return {name: _ENVVAR.sub(lambda m: str(environ[m.group(1)]), value) for name, value in env}
+    return {name: ENVVAR_MACRO.sub(lambda m: str(environ[m.group(1)]), value)
+            for name, value in env}
 
 
 def parse_mounts(reader: Reader, raw: object, base: Path) -> tuple[Mount, ...]:

@@ -137,11 +137,3 @@ class TrialResult:
             "started_at": self.started_at, "finished_at": self.finished_at,
             "duration_s": self.duration_s, "extra": self.extra,
         }
-
-    @classmethod
-    def from_record(cls, record: dict[str, Any]) -> TrialResult:
-        fields = {k: record[k] for k in (
-            "trial_id", "reason", "exit_code", "metrics", "host", "image_id",
-            "container_id", "attempt", "queued_at", "started_at", "finished_at",
-            "duration_s", "extra") if k in record}
-        return cls(status=TrialStatus(record["status"]), **fields)

@@ -53,9 +53,6 @@ class WorkQueue:
         else:
             heapq.heappush(self._delayed, (time.monotonic() + delay, next(self._seq), work))
 
-    def push_front(self, work: Work) -> None:
-        self._ready.appendleft(work)
-
     def pop_ready(self) -> Work | None:
         if self.closed:
             return None
