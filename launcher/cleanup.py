@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from launcher.engine import remove_by_label
 from launcher.errors import HostError
 from launcher.image import IMAGE_REPOSITORY
 from launcher.sections import HostSpec
@@ -86,25 +87,6 @@ def _connected(spec: HostSpec, out: Cleaned) -> Iterator[Host | None]:
         yield host
     finally:
         host.close()
-
-
-def remove_by_label(api: Any, label: str) -> tuple[int, int]:
-    """Force-remove containers, then volumes, carrying ``label`` on the engine of ``api``
-    (a low-level docker APIClient); return the counts."""
-    containers = volumes = 0
-    for container in api.containers(all=True, filters={"label": label}):
-        try:
-            api.remove_container(container["Id"], v=True, force=True)
-            containers += 1
-        except Exception:  # removed meanwhile by its own trial thread
-            continue
-    for volume in (api.volumes(filters={"label": label}) or {}).get("Volumes") or []:
-        try:
-            api.remove_volume(volume["Name"], force=True)
-            volumes += 1
-        except Exception:  # still in use by a container being removed
-            continue
-    return containers, volumes
 
 
 def clean_images(spec: HostSpec, keep: int = 1) -> Cleaned:

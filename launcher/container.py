@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any
 
+from launcher.engine import WAIT_SLICE, short_error
 from launcher.trial import (
     ENV_PARAMS,
     ENV_SEED,
@@ -43,7 +44,6 @@ if TYPE_CHECKING:
 
 SPOOL_BYTES = 8 * 1024 * 1024  # outputs larger than this are spooled to disk
 TMPFS = "rw,nosuid,nodev,size=256m"
-WAIT_SLICE = 60.0  # seconds per wait call; below the client's API timeout
 
 
 @dataclass(frozen=True)
@@ -277,7 +277,7 @@ def _classify(api: Any, cid: str, exit_code: int | None, settings: ContainerSett
 
 
 def _engine_error(result: TrialResult, e: Exception, running: Running) -> None:
-    explanation = " ".join(str(getattr(e, "explanation", None) or e).split())[:240]
+    explanation = short_error(e, 240)
     status_code = getattr(getattr(e, "response", None), "status_code", None) or 0
     if running.cancelled.is_set():
         result.status, result.reason = TrialStatus.CANCELLED, "cancelled"

@@ -21,15 +21,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from launcher.engine import API_TIMEOUT, MIN_API_VERSION
 from launcher.errors import HostError
 from launcher.sections import HostSpec
 
 if TYPE_CHECKING:
     import docker
 
-CONNECT_TIMEOUT = 20  # seconds for the first answer of an engine
-API_TIMEOUT = 120  # seconds for any later call that has no timeout of its own
-MIN_API_VERSION = "1.41"  # Docker 20.10
 
 
 @dataclass

@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from launcher.engine import image_id_of, short_error
 from launcher.errors import ImageError
 from launcher.sections import ImageSpec
 from launcher.trial import LABEL_MANAGED
@@ -101,7 +102,7 @@ def _prebuilt(client: docker.DockerClient, tag: str) -> BuiltImage:
         return BuiltImage(id=client.images.pull(tag).id, tag=tag)
     except docker.errors.APIError as e:
         raise ImageError(f"image {tag} is not on the engine and cannot be pulled "
-                         f"({_short(e)})", hint="build it first, or load it with "
+                         f"({short_error(e)})", hint="build it first, or load it with "
                          "`docker load`") from e
 
 
@@ -167,7 +168,7 @@ def _available_base(client: docker.DockerClient, name: str, arg: str | None,
         hint = ("run scripts/base-image.sh to make one from Debian packages" if local
                 else "load it with `docker load`, or name another one in image.build.args")
         raise ImageError(f"base image {name} is not on the engine and cannot be pulled "
-                         f"({_short(e)})", hint=hint) from e
+                         f"({short_error(e)})", hint=hint) from e
 
 
 def _requirements(spec: ImageSpec, context: Path) -> list[Path]:
@@ -260,7 +261,7 @@ def _run_build(client: docker.DockerClient, tarball: io.BytesIO, tag: str, docke
                 if on_line:
                     on_line(text)
     except docker.errors.APIError as e:
-        log.append(_short(e))
+        log.append(short_error(e))
         raise _build_failed(log) from e
     image_id = image_id_of(client.api, tag)
     if not image_id:
@@ -280,18 +281,3 @@ def _build_failed(log: list[str]) -> ImageError:
     tail = " | ".join(line.strip() for line in log[-BUILD_LOG_TAIL:] if line.strip())
     return ImageError(f"the image build failed: {tail[-1500:]}", build_log=text,
                       hint="fix the Dockerfile; `launch --debug build` shows everything")
-
-
-def image_id_of(api: Any, ref: str) -> str | None:
-    """The ID of image ``ref`` (a tag or an ID) on the engine of ``api``; None if absent."""
-    import docker.errors
-
-    try:
-        return str(api.inspect_image(ref)["Id"])
-    except docker.errors.ImageNotFound:
-        return None
-
-
-def _short(e: Exception) -> str:
-    explanation = getattr(e, "explanation", None)
-    return " ".join(str(explanation or e).split())[:300]

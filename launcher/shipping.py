@@ -14,8 +14,9 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from launcher.engine import image_id_of
 from launcher.errors import HostError
-from launcher.image import BuiltImage, image_id_of
+from launcher.image import BuiltImage
 
 if TYPE_CHECKING:
     from launcher.hosts import Host

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from launcher.backends.base import AllWorkersLost, Backend, RunContext, Work, WorkQueue
-from launcher.cleanup import remove_by_label
 from launcher.container import Running, adopt_trial, run_trial
+from launcher.engine import remove_by_label
 from launcher.hosts import Host, probe_cpu_model
 from launcher.image import BuiltImage
 from launcher.trial import LABEL_RUN, LABEL_TRIAL, Trial, TrialResult, TrialStatus

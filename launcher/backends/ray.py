@@ -59,7 +59,6 @@ from typing import TYPE_CHECKING, Any
 
 from launcher.backends.base import Backend, RunContext, Work, WorkQueue
 from launcher.backends.ray_tasks import (
-    API_TIMEOUT,
     CHUNK,
     HOST_LABEL,
     IMAGE_MISSING,
@@ -68,9 +67,9 @@ from launcher.backends.ray_tasks import (
     probe_node,
     remove_labelled,
     remove_run_containers,
-    short,
     trial_task,
 )
+from launcher.engine import API_TIMEOUT, short_error
 from launcher.errors import HostError
 from launcher.image import BuiltImage
 from launcher.trial import LABEL_RUN, Trial, TrialResult, TrialStatus
@@ -154,7 +153,7 @@ class RayBackend(Backend):
                          logging_level=logging.ERROR)
         except Exception as e:
             verb, hint = ("connect to", _CONNECT_HINT) if self._address else ("start", _START_HINT)
-            why = short(e)
+            why = short_error(e, kind=True)
             if "InvalidAuthToken" in _causes(e):
                 why, hint = "the cluster wants its authentication token", _TOKEN_HINT
             raise HostError(f"cannot {verb} Ray: {why}", host=where, hint=hint) from e
@@ -175,7 +174,7 @@ class RayBackend(Backend):
             try:
                 report = ray.get(ref)
             except ray.exceptions.RayError as e:
-                raise HostError(f"its probe task failed: {short(e)}",
+                raise HostError(f"its probe task failed: {short_error(e, kind=True)}",
                                 host=f"ray node {node_id[:12]}", hint=_NODE_HINT) from e
             if report["error"]:
                 raise HostError(report["error"], host=f"ray node {report['host']}",
@@ -201,7 +200,8 @@ class RayBackend(Backend):
                                               chunk_size=CHUNK):
                 data += chunk
         except Exception as e:
-            raise HostError(f"cannot save the image to send it to the Ray nodes: {short(e)}",
+            why = short_error(e, kind=True)
+            raise HostError(f"cannot save the image to send it to the Ray nodes: {why}",
                             host=self._source.name if self._source else "local") from e
         finally:
             if self._source is None:
@@ -279,7 +279,7 @@ class RayBackend(Backend):
         except ray.exceptions.RayError as e:
             stopping = self._stopping.is_set()
             result = _no_run(work, TrialStatus.CANCELLED if stopping else TrialStatus.LOST,
-                             f"Ray lost the task: {short(e)}")
+                             f"Ray lost the task: {short_error(e, kind=True)}")
         else:
             if outputs is not None:
                 result.outputs = io.BytesIO(outputs)

@@ -18,7 +18,13 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from launcher.image import image_id_of
+from launcher.engine import (
+    API_TIMEOUT,
+    NODE_API_TIMEOUT,
+    image_id_of,
+    remove_by_label,
+    short_error,
+)
 from launcher.trial import LABEL_RUN, Trial, TrialResult, TrialStatus
 
 if TYPE_CHECKING:
@@ -29,7 +35,6 @@ HOST_LABEL = "launcher-host"
 IMAGE_MISSING = "ray_image_missing"  # a task's request for the image (never a column)
 POLL = 0.5
 LOAD_WAIT = 900.0  # how long a task waits for another task's docker load on its node
-API_TIMEOUT = 120
 CHUNK = 1024 * 1024
 
 
@@ -38,11 +43,6 @@ def node_ip() -> str:
 
     api: Any = ray.util
     return str(api.get_node_ip_address())
-
-
-def short(e: BaseException) -> str:
-    text = " ".join(str(e).split())
-    return f"{type(e).__name__}: {text[:300]}" if text else type(e).__name__
 
 
 def this_node() -> dict[str, str]:
@@ -63,9 +63,9 @@ def probe_node(image_id: str, tag: str) -> dict[str, Any]:
     report: dict[str, Any] = {**this_node(), "engine_id": "", "has_image": False,
                               "docker_host": os.environ.get("DOCKER_HOST", ""), "error": ""}
     try:
-        client = docker.from_env(timeout=30)
+        client = docker.from_env(timeout=NODE_API_TIMEOUT)
     except Exception as e:
-        report["error"] = f"its Docker engine does not answer: {short(e)}"
+        report["error"] = f"its Docker engine does not answer: {short_error(e, kind=True)}"
         return report
     try:
         report["engine_id"] = str(client.api.info()["ID"])
@@ -76,7 +76,7 @@ def probe_node(image_id: str, tag: str) -> dict[str, Any]:
                                f"this run uses {image_id[:19]})")
             report["hint"] = f"remove it there (docker rmi {tag}) so that the launcher ships it"
     except Exception as e:
-        report["error"] = f"its Docker engine does not answer: {short(e)}"
+        report["error"] = f"its Docker engine does not answer: {short_error(e, kind=True)}"
     finally:
         client.close()
     return report
@@ -93,7 +93,8 @@ def trial_task(trial: Trial, argv: Argv, settings: ContainerSettings, attempt: i
     try:
         client = docker.from_env(timeout=API_TIMEOUT)
     except Exception as e:
-        result.reason = f"node {node['host']}: its Docker engine does not answer: {short(e)}"
+        why = short_error(e, kind=True)
+        result.reason = f"node {node['host']}: its Docker engine does not answer: {why}"
     else:
         try:
             problem = _ensure_image(client.api, settings.image, image_box)
@@ -104,7 +105,7 @@ def trial_task(trial: Trial, argv: Argv, settings: ContainerSettings, attempt: i
                 result = _run_cancellable(client.api, trial, argv, settings, node["host"],
                                           attempt)
         except Exception as e:  # the engine failed us while checking or loading the image
-            result.reason = f"node {node['host']}: {short(e)}"
+            result.reason = f"node {node['host']}: {short_error(e, kind=True)}"
         finally:
             client.close()
     result.extra.update(ray_node_id=node["node_id"], ray_node_address=node["address"])
@@ -175,7 +176,7 @@ def _ensure_image(api: Any, image_id: str, image_box: list[Any]) -> str:
         try:
             _load(api, image_box[0])
         except Exception as e:
-            return f"docker load failed: {short(e)}"
+            return f"docker load failed: {short_error(e, kind=True)}"
     if image_id_of(api, image_id) != image_id:
         return (f"after docker load the engine does not hold image {image_id[:19]} (it may "
                 "rewrite images; check `docker images` there)")
@@ -210,6 +211,4 @@ def remove_run_containers(run_id: str) -> int:
 
 def remove_labelled(api: Any, run_id: str) -> int:
     """Remove the run's containers and volumes on this engine; count the containers."""
-    from launcher.cleanup import remove_by_label
-
     return remove_by_label(api, f"{LABEL_RUN}={run_id}")[0]

@@ -1,7 +1,7 @@
 """Commands that read finished runs (ls, results, status, verify, compare, report, scale).
 
-Part of the command-line layer: like cli.py, it parses, calls one core function and
-renders. Imported by cli.py, which owns the group and the error handling. The core
+Part of the command-line layer: it parses, calls one core function and
+renders. Registers its commands on the group of cli/group.py. The core
 functions are importable for notebooks: launcher.listing, launcher.results,
 launcher.verify, launcher.compare, launcher.report and launcher.scale.
 """
@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import click
 
-from launcher.cli import cli, overrides_from, sweep_options
+from launcher.cli.group import cli, overrides_from, sweep_options
 from launcher.tables import FORMATS
 
 F = TypeVar("F", bound=Callable[..., Any])

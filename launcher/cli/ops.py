@@ -1,7 +1,7 @@
 """Commands that operate on hosts and runs (hosts, clean, resume).
 
-Part of the command-line layer: like cli.py, it parses, calls one core function and
-renders. Imported by cli.py, which owns the group and the error handling.
+Part of the command-line layer: it parses, calls one core function and
+renders. Registers its commands on the group of cli/group.py.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from launcher.cli import cli, load, status_line, sweep_options
+from launcher.cli.group import cli, load, status_line, sweep_options
 
 
 @cli.command()

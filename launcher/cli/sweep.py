@@ -1,0 +1,86 @@
+"""Commands that read a sweep file and run it (plan, run, build) or a trial's log (logs).
+
+Part of the command-line layer: parse, call one core function, render.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from launcher.cli.group import cli, load, status_line, sweep_options
+
+
+@cli.command()
+@click.argument("sweep", type=click.Path())
+@sweep_options
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
+              show_default=True, help="Output format.")
+def plan(sweep: str, fmt: str, **kwargs: Any) -> None:
+    """Validate SWEEP and list its trials, without touching Docker."""
+    from launcher.plan import expand
+    from launcher.views import print_plan
+
+    spec = load(sweep, kwargs)
+    print_plan(spec, expand(spec), fmt, sys.stdout)
+
+
+@cli.command("run")
+@click.argument("sweep", type=click.Path())
+@sweep_options
+@click.option("--resume", is_flag=True, help="Continue the newest run of this sweep "
+              "under the results root instead of starting a new one.")
+@click.option("--retry-failed", is_flag=True, help="With --resume: run failed trials again.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress display.")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
+def run_command(sweep: str, resume: bool, retry_failed: bool, quiet: bool, as_json: bool,
+                **kwargs: Any) -> int:
+    """Run SWEEP: build the image once, fan trials out, collect one results table.
+
+    This is also what `launch SWEEP` does.
+    """
+    from launcher.api import resume_or_run
+    from launcher.views import print_run_summary
+
+    spec = load(sweep, kwargs)
+    quiet = quiet or as_json
+    results = resume_or_run(spec, resume=resume, retry_failed=retry_failed,
+                            progress="quiet" if quiet else "auto",
+                            on_line=None if quiet else status_line)
+    return print_run_summary(results, as_json=as_json, out=sys.stdout)
+
+
+@cli.command()
+@click.argument("sweep", type=click.Path())
+@sweep_options
+def build(sweep: str, **kwargs: Any) -> None:
+    """Build the training image of SWEEP once (cached by content) and print its ID."""
+    from launcher.api import build as build_image
+    from launcher.api import local_host
+
+    spec = load(sweep, kwargs)
+    host = local_host(spec)
+    assert host is not None
+    try:
+        image = build_image(spec, host, status_line)
+    finally:
+        host.close()
+    state = "built" if image.built else "up to date"
+    click.echo(f"{image.id}", nl=True)
+    click.echo(f"{image.tag} ({state})", err=True)
+
+
+@cli.command()
+@click.argument("run")
+@click.argument("trial_id")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing as the log grows.")
+@click.option("--results", default="results", show_default=True, help="Results root.")
+def logs(run: str, trial_id: str, follow: bool, results: str) -> None:
+    """Show the log of one trial of RUN (a run directory, or a run id or prefix)."""
+    from pathlib import Path
+
+    from launcher.views import show_log
+
+    show_log(run, trial_id, Path(results), follow=follow, out=sys.stdout)
