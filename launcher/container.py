@@ -16,10 +16,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any
 
+from launcher import defaults
+from launcher.clock import from_docker, now, seconds_since_docker
 from launcher.engine import WAIT_SLICE, short_error
+from launcher.sections import Resources
 from launcher.trial import (
     ENV_PARAMS,
     ENV_SEED,
@@ -43,7 +45,7 @@ if TYPE_CHECKING:
     from launcher.command import Argv
 
 SPOOL_BYTES = 8 * 1024 * 1024  # outputs larger than this are spooled to disk
-TMPFS = "rw,nosuid,nodev,size=256m"
+TMPFS = f"rw,nosuid,nodev,size={defaults.TMP_SIZE}"
 
 
 @dataclass(frozen=True)
@@ -54,17 +56,14 @@ class ContainerSettings:
     run_id: str
     sweep: str
     env: dict[str, str] = field(default_factory=dict)
-    cpus: float = 1.0
-    memory: int = 2 * 1024**3
-    pids: int = 512
-    gpus: int = 0
-    network: str = "none"
+    resources: Resources = field(default_factory=Resources)
+    network: str = defaults.NETWORK
     user: str | None = None
     outputs: bool = True
     timeout: float | None = None
-    stop_grace: float = 10.0
-    log_limit: int = 2 * 1024 * 1024
-    outputs_limit: int = 256 * 1024 * 1024
+    stop_grace: float = defaults.STOP_GRACE
+    log_limit: int = defaults.LOG_LIMIT
+    outputs_limit: int = defaults.OUTPUTS_LIMIT
     mounts: tuple[tuple[str, str, str], ...] = ()  # (kind, source, target), read-only
 
     def create_kwargs(self, api: Any, trial: Trial, argv: Argv, attempt: int) -> dict[str, Any]:
@@ -79,17 +78,18 @@ class ContainerSettings:
         labels = {LABEL_MANAGED: "true", LABEL_RUN: self.run_id, LABEL_SWEEP: self.sweep,
                   LABEL_TRIAL: trial.trial_id, LABEL_ATTEMPT: str(attempt)}
         mounts = [Mount(target=t, source=s, type=k, read_only=True) for k, s, t in self.mounts]
+        res = self.resources
         if self.outputs:  # an anonymous volume, labelled so that `launch clean` finds it
             mounts.append(Mount(target=OUTPUTS_DIR, source=None, type="volume",
                                 labels=labels))
         host_config = api.create_host_config(
             network_mode=self.network, cap_drop=["ALL"],
             security_opt=["no-new-privileges"], read_only=True, privileged=False,
-            tmpfs=tmpfs, mem_limit=self.memory, memswap_limit=self.memory,
-            nano_cpus=int(self.cpus * 1e9), pids_limit=self.pids, init=True,
+            tmpfs=tmpfs, mem_limit=res.memory, memswap_limit=res.memory,
+            nano_cpus=int(res.cpus * 1e9), pids_limit=res.pids, init=True,
             mounts=mounts or None,
-            device_requests=[DeviceRequest(count=self.gpus, capabilities=[["gpu"]])]
-            if self.gpus else None)
+            device_requests=[DeviceRequest(count=res.gpus, capabilities=[["gpu"]])]
+            if res.gpus else None)
         return {"image": self.image, "command": argv.command, "entrypoint": argv.entrypoint,
                 "environment": env, "labels": labels, "user": self.user or "",
                 "host_config": host_config, "network_disabled": self.network == "none"}
@@ -155,17 +155,17 @@ def adopt_trial(api: docker.APIClient, container: dict[str, Any], trial: Trial,
     if state.get("Status") == "created":
         _remove(api, cid)
         return None
-    result.started_at = _iso(state.get("StartedAt"))
+    result.started_at = from_docker(state.get("StartedAt"))
 
     def steps() -> None:
         left = None
         if settings.timeout is not None:
-            left = max(0.0, settings.timeout - _age(state.get("StartedAt")))
+            left = max(0.0, settings.timeout - seconds_since_docker(state.get("StartedAt")))
         exit_code = _wait(api, cid, settings, result, left)
         finished = api.inspect_container(cid)["State"]
-        result.finished_at = _iso(finished.get("FinishedAt"))
-        result.duration_s = round(_age(state.get("StartedAt")) - _age(
-            finished.get("FinishedAt")), 3)
+        result.finished_at = from_docker(finished.get("FinishedAt"))
+        result.duration_s = round(seconds_since_docker(state.get("StartedAt"))
+                                  - seconds_since_docker(finished.get("FinishedAt")), 3)
         _finish(api, cid, exit_code, settings, result, running)
 
     return _guarded(api, result, running, steps)
@@ -198,25 +198,6 @@ def _finish(api: Any, cid: str, exit_code: int, settings: ContainerSettings,
             result: TrialResult, running: Running) -> None:
     _collect(api, cid, settings, result)
     _classify(api, cid, exit_code, settings, result, running)
-
-
-def _iso(docker_time: str | None) -> str | None:
-    """Docker's nanosecond RFC 3339 time -> the table's millisecond ISO form."""
-    if not docker_time or docker_time.startswith("0001-"):
-        return None
-    return docker_time[:23].rstrip("Z") + "Z"
-
-
-def _age(docker_time: str | None) -> float:
-    """Seconds since a Docker timestamp (0 when unknown)."""
-    if not docker_time or docker_time.startswith("0001-"):
-        return 0.0
-    when = datetime.fromisoformat(docker_time[:26].rstrip("Z")).replace(tzinfo=UTC)
-    return (datetime.now(UTC) - when).total_seconds()
-
-
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _wait(api: Any, cid: str, settings: ContainerSettings, result: TrialResult,
@@ -270,7 +251,7 @@ def _classify(api: Any, cid: str, exit_code: int | None, settings: ContainerSett
         result.status = TrialStatus.SUCCEEDED
     elif api.inspect_container(cid)["State"].get("OOMKilled"):
         result.status = TrialStatus.OOM_KILLED
-        result.reason = f"killed: out of memory (limit {settings.memory // 2**20} MiB)"
+        result.reason = f"killed: out of memory (limit {settings.resources.memory // 2**20} MiB)"
     else:
         result.status = TrialStatus.FAILED
         result.reason = f"exit code {exit_code}: {last_error_line(result.log)}"[:300]

@@ -126,14 +126,3 @@ class TrialResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     outputs: IO[bytes] | None = None  # a tar stream of /outputs, when collected
     extra: dict[str, Any] = field(default_factory=dict)  # backend provenance (ray node, ...)
-
-    def record(self) -> dict[str, Any]:
-        """The durable record of this result (no log, history or output bytes)."""
-        return {
-            "trial_id": self.trial_id, "status": str(self.status), "reason": self.reason,
-            "exit_code": self.exit_code, "metrics": self.metrics, "host": self.host,
-            "image_id": self.image_id, "container_id": self.container_id,
-            "attempt": self.attempt, "queued_at": self.queued_at,
-            "started_at": self.started_at, "finished_at": self.finished_at,
-            "duration_s": self.duration_s, "extra": self.extra,
-        }
