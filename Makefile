@@ -14,9 +14,7 @@ demo: venv docker base-image
 	$(LAUNCH) experiments/replicas.yaml --replicas $(DEMO_REPLICAS)
 
 ## test: lint, type-check and the whole test suite against real Docker engines and Ray
-test: venv docker base-image test-hosts browser
-	$(VENV)/bin/ruff check launcher tests experiments benchmarks
-	$(VENV)/bin/mypy --strict launcher
+test: lint docker base-image test-hosts browser
 	$(VENV)/bin/pytest
 
 venv: $(STAMP)
@@ -45,9 +43,12 @@ test-hosts-down:
 browser:
 	@scripts/ensure-browser.sh
 
+## lint: ruff, mypy --strict over the package and the tests, shellcheck over the scripts
 lint: venv
 	$(VENV)/bin/ruff check launcher tests experiments benchmarks
-	$(VENV)/bin/mypy --strict launcher
+	$(VENV)/bin/mypy --strict launcher tests
+	@scripts/ensure-shellcheck.sh
+	shellcheck -x scripts/*.sh .ci/run
 
 ## unit: the tests that need no Docker engine
 unit: venv
