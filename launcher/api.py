@@ -89,7 +89,7 @@ def run_sweep(sweep: str | Path | SweepSpec, overrides: Overrides | None = None,
     plan = expand(spec)
     run_id = new_run_id()
     with prepared_backend(spec, run_id, on_line) as (backend, image, ctx):
-        run = RunDir.create(Path(spec.results), spec.name, run_id)
+        run = RunDir.create(Path(spec.results), spec.folder, run_id)
         with run.locked():
             write_run_files(run, spec, plan, image, backend)
             outcome, table = None, None
@@ -140,7 +140,7 @@ def resume_or_run(spec: SweepSpec, *, resume: bool, retry_failed: bool = False,
     """``launch SWEEP --resume``: continue the newest run of the sweep, if there is one."""
     from launcher.store import newest_run
 
-    previous = newest_run(Path(spec.results), spec.name) if resume else None
+    previous = newest_run(Path(spec.results), spec.folder) if resume else None
     if previous is not None:
         return resume_run(previous.path, spec.results, retry_failed=retry_failed,
                           progress=progress, on_line=on_line)

@@ -85,6 +85,8 @@ class RunDir:
     @classmethod
     def create(cls, results_root: Path, sweep_name: str, run_id: str | None = None) -> RunDir:
         run_id = run_id or new_run_id()
+        if sweep_name in ("", ".", "..") or "/" in sweep_name or "\\" in sweep_name:
+            raise RunError(f"refusing the run folder name {sweep_name!r}")  # never outside
         path = results_root / sweep_name / run_id
         path.mkdir(parents=True, exist_ok=False)
         for sub in ("logs", "history", "outputs"):
