@@ -273,6 +273,8 @@ def resolve_environment(spec: SweepSpec) -> tuple[dict[str, str], dict[str, str]
 
 def container_settings(spec: SweepSpec, image: BuiltImage, run_id: str,
                        env: dict[str, str]) -> ContainerSettings:
+    from launcher.command import uses_params_file
+
     return ContainerSettings(
         image=image.id, run_id=run_id, sweep=spec.name, env=env,
         cpus=spec.resources.cpus, memory=spec.resources.memory, pids=spec.resources.pids,
@@ -280,7 +282,8 @@ def container_settings(spec: SweepSpec, image: BuiltImage, run_id: str,
         outputs=spec.outputs,
         timeout=spec.timeout, stop_grace=spec.stop_grace, log_limit=spec.log_limit,
         outputs_limit=spec.outputs_limit,
-        mounts=tuple((m.kind, m.source, m.target) for m in spec.mounts))
+        mounts=tuple((m.kind, m.source, m.target) for m in spec.mounts),
+        params_file=uses_params_file(spec.command))
 
 
 def write_run_files(run: RunDir, spec: SweepSpec, plan: Plan, image: BuiltImage,

@@ -74,6 +74,7 @@ class ParamSpec:
     a: Number = 1.0
     b: Number = 1.0
     path: tuple[str, ...] = ()  # () means (name,)
+    distinct: tuple[Any, ...] = ()  # categorical: each distinct value once (the grid's)
 
     @property
     def key_path(self) -> tuple[str, ...]:
@@ -84,7 +85,7 @@ class ParamSpec:
         if self.kind == "constant":
             return (self.value,)
         if self.kind == "categorical":
-            return distinct_values(self.values)
+            return self.distinct
         assert self.min is not None and self.max is not None
         if self.kind == "int_uniform":
             return tuple(range(int(self.min), int(self.max) + 1))
@@ -251,7 +252,8 @@ def _categorical(reader: Reader, definition: dict[str, Any], at: KeyPath,
     probabilities = None
     if "probabilities" in definition:
         probabilities = _probabilities(reader, definition["probabilities"], len(values), at)
-    return ParamSpec(name, "categorical", values=tuple(values), probabilities=probabilities)
+    return ParamSpec(name, "categorical", values=tuple(values), probabilities=probabilities,
+                     distinct=distinct_values(tuple(values)))
 
 
 def _probabilities(reader: Reader, raw: object, n: int, at: KeyPath) -> tuple[float, ...]:

@@ -23,6 +23,11 @@ from typing import IO, Any
 ENV_TRIAL_ID = "LAUNCH_TRIAL_ID"
 ENV_SEED = "LAUNCH_SEED"
 ENV_PARAMS = "LAUNCH_PARAMS"
+# ${args_json_file}: the parameters as a JSON file, mounted read-only (W&B's macro and
+# environment variable)
+PARAMS_DIR = "/run/launcher"
+PARAMS_PATH = PARAMS_DIR + "/params.json"
+ENV_PARAM_PATH = "WANDB_SWEEP_PARAM_PATH"
 OUTPUTS_DIR = "/outputs"
 METRICS_FILE = "metrics.json"
 HISTORY_KEYS = ("step", "epoch")
