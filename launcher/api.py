@@ -65,7 +65,9 @@ class RunResults:
     @property
     def ok(self) -> bool:
         stopped = self.outcome is None or bool(self.outcome.stopped)
-        return bool((self.df["status"] == "succeeded").all()) and not stopped
+        done = {"succeeded", "not_started"} if self.outcome and self.outcome.target_reached \
+            else {"succeeded"}  # after metric.target, trials left unstarted are fine
+        return bool(self.df["status"].isin(done).all()) and not stopped
 
 
 def resolve_spec(sweep: str | Path | SweepSpec, overrides: Overrides | None = None,
@@ -312,7 +314,8 @@ def manifest(spec: SweepSpec, run: RunDir, image: BuiltImage, backend: Backend) 
         "overrides": spec.overrides.to_json(),
         "method": spec.method, "replicas": spec.replicas, "seed": spec.seed,
         "seed_mode": spec.seed_mode,
-        "metric": {"name": spec.metric.name, "goal": spec.metric.goal} if spec.metric else None,
+        "metric": {"name": spec.metric.name, "goal": spec.metric.goal,
+                   "target": spec.metric.target} if spec.metric else None,
         "image": {"id": image.id, "tag": image.tag, "digest": image.digest, "base": image.base},
         **backend.describe(),
     }
@@ -346,7 +349,7 @@ def execute(spec: SweepSpec, run: RunDir, backend: Backend, ctx: RunContext, pla
     warm_up_table_libraries()
     with Progress(len(todo), backend.workers(), mode=progress) as view:
         ctx.on_start = view.started
-        runner = Runner(backend, run, policy, on_result=view.finished_trial)
+        runner = Runner(backend, run, policy, on_result=view.finished_trial, target=spec.metric)
         return runner.execute(todo, start_attempts)
 
 
@@ -376,6 +379,8 @@ def finish_run(run: RunDir, backend: Backend, outcome: Outcome | None) -> pd.Dat
     data["state"] = ("interrupted" if outcome and outcome.interrupted else
                      "stopped" if outcome is None or outcome.stopped else "finished")
     data["stopped_because"] = outcome.stopped if outcome else "error"
+    # issue 11: the manifest's one new field (None, or which trial reached metric.target)
+    data["target_reached"] = outcome.target_reached or None if outcome else None
     data["notes"] = backend.notes()
     run.write_manifest(data)
     return write_tables(run)

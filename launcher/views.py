@@ -48,6 +48,7 @@ def print_run_summary(results: Any, *, as_json: bool, out: TextIO) -> int:
     if as_json:
         json.dump({"run_id": results.run_id, "run_dir": str(results.run_dir),
                    "trials": len(df), "status": counts, "stopped": results.outcome.stopped,
+                   "target_reached": results.outcome.target_reached or None,
                    "notes": results.notes, "resume": resume,
                    "image_id": _first(df["image_id"]),
                    "configs": json.loads(by_config.to_json(orient="records"))}, out, indent=1)
@@ -65,6 +66,9 @@ def print_run_summary(results: Any, *, as_json: bool, out: TextIO) -> int:
         out.write(f"note: {note}\n")
     if results.outcome.stopped:
         out.write(f"stopped: {results.outcome.stopped}\n")
+    if results.outcome.target_reached:
+        out.write(f"target reached: {results.outcome.target_reached}; no new trial started "
+                  "after it\n")
     out.write(f"run: {results.run_dir}\n")
     if resume:
         out.write(f"resume with: {resume}\n")
