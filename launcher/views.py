@@ -8,7 +8,7 @@ from typing import Any, TextIO
 
 from launcher.plan import Plan
 from launcher.spec import SweepSpec
-from launcher.tables import write_rows
+from launcher.tables import exact, write_rows
 
 
 def print_plan(spec: SweepSpec, plan: Plan, fmt: str, out: TextIO) -> None:
@@ -19,7 +19,8 @@ def print_plan(spec: SweepSpec, plan: Plan, fmt: str, out: TextIO) -> None:
         return
     names = plan.parameter_names
     columns = ["trial_id", "config_id", "replica", "seed", *(f"param.{n}" for n in names)]
-    rows = ([t.trial_id, t.config_id, t.replica, t.seed, *(v for _, v in t.params)]
+    # parameter values exactly as the trial receives them (17.0 stays 17.0, as in W&B)
+    rows = ([t.trial_id, t.config_id, t.replica, t.seed, *(exact(v) for _, v in t.params)]
             for t in plan.trials)
     write_rows(out, columns, rows, fmt)
     if fmt == "table":
