@@ -6,7 +6,8 @@ In
     argv rendered from the sweep (``command``, or ``program``, or the image's entrypoint
     plus ``--name=value`` items), never through a shell; environment variables
     ``LAUNCH_TRIAL_ID``, ``LAUNCH_SEED`` and ``LAUNCH_PARAMS`` (JSON, nested as in the
-    sweep file).
+    sweep file); with ``${args_json_file}`` also a read-only ``/run/launcher/params.json``
+    whose path is in ``WANDB_SWEEP_PARAM_PATH``.
 Out
     JSON lines on stdout with a ``step`` or ``epoch`` key (the history); a final stdout
     line ``{"metrics": {...}}``; the same metrics in ``/outputs/metrics.json``; other
