@@ -15,11 +15,12 @@ from typing import Any
 
 from launcher.trial import TrialResult, TrialStatus
 
-# Which record wins when a trial has several: a success, then another final status,
-# then an infrastructure outcome; the latest among equals.
-_STATUS_RANK = {TrialStatus.SUCCEEDED: 3, TrialStatus.FAILED: 2, TrialStatus.TIMED_OUT: 2,
-                TrialStatus.OOM_KILLED: 2, TrialStatus.CANCELLED: 1, TrialStatus.LOST: 1,
-                TrialStatus.NOT_STARTED: 0}
+# Which record wins when a trial has several: a success, then another final status
+# (stopped early by hyperband is one), then an infrastructure outcome; the latest among
+# equals.
+_STATUS_RANK = {TrialStatus.SUCCEEDED: 3, TrialStatus.STOPPED: 2, TrialStatus.FAILED: 2,
+                TrialStatus.TIMED_OUT: 2, TrialStatus.OOM_KILLED: 2, TrialStatus.CANCELLED: 1,
+                TrialStatus.LOST: 1, TrialStatus.NOT_STARTED: 0}
 
 
 @dataclass(frozen=True)
@@ -40,13 +41,14 @@ class TrialRecord:
     finished_at: str | None = None
     duration_s: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # backend provenance (ray node, ...)
+    steps: int | None = None  # history lines the trial wrote (None: written before 0.2)
 
     @classmethod
     def of(cls, result: TrialResult) -> TrialRecord:
         return cls(result.trial_id, result.status, result.reason, result.exit_code,
                    dict(result.metrics), result.host, result.image_id, result.container_id,
                    result.attempt, result.queued_at, result.started_at, result.finished_at,
-                   result.duration_s, dict(result.extra))
+                   result.duration_s, dict(result.extra), len(result.history))
 
     @classmethod
     def from_json(cls, raw: Any) -> TrialRecord | None:
@@ -63,7 +65,7 @@ class TrialRecord:
                 str(raw.get("image_id") or ""), str(raw.get("container_id") or ""),
                 int(raw.get("attempt") or 1), raw.get("queued_at"), raw.get("started_at"),
                 raw.get("finished_at"), _float(raw.get("duration_s")),
-                dict(raw.get("extra") or {}))
+                dict(raw.get("extra") or {}), _int(raw.get("steps")))
         except (TypeError, ValueError):
             return None
 
@@ -73,7 +75,7 @@ class TrialRecord:
                 "image_id": self.image_id, "container_id": self.container_id,
                 "attempt": self.attempt, "queued_at": self.queued_at,
                 "started_at": self.started_at, "finished_at": self.finished_at,
-                "duration_s": self.duration_s, "extra": self.extra}
+                "duration_s": self.duration_s, "extra": self.extra, "steps": self.steps}
 
     def line(self) -> str:
         return json.dumps(self.to_json(), ensure_ascii=False, default=str) + "\n"
@@ -85,6 +87,10 @@ class TrialRecord:
 
 def _float(value: Any) -> float | None:
     return None if value is None else float(value)
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def parse_records(data: bytes) -> Iterator[TrialRecord]:
