@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,13 +26,18 @@ from launcher.plan import Plan, expand
 from launcher.prepare import LineSink, prepared_backend
 from launcher.runner import Outcome, RetryPolicy, Runner
 from launcher.spec import SweepSpec, load_sweep
-from launcher.store import PlanFile, RunDir, RunState, TrialRecord, new_run_id
-from launcher.trial import Trial, TrialStatus
+from launcher.store import AdaptivePlan, PlanFile, RunDir, RunState, TrialRecord, new_run_id
+from launcher.trial import Trial, TrialResult, TrialStatus
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from launcher.search.adaptive import AdaptiveSearch
+    from launcher.search.hyperband import HyperbandStopper
+
 RETRYABLE = frozenset({TrialStatus.FAILED, TrialStatus.TIMED_OUT, TrialStatus.OOM_KILLED})
+# a run where these are all that is left ended well (stopped: early termination's verdict)
+DONE = frozenset({"succeeded", "stopped"})
 
 
 @dataclass
@@ -67,7 +73,7 @@ class RunResults:
 
     @property
     def ok(self) -> bool:
-        done = {"succeeded", "not_started"} if self.target_reached else {"succeeded"}
+        done = DONE | {"not_started"} if self.target_reached else DONE
         # after metric.target, trials left unstarted are fine
         return bool(self.df["status"].isin(done).all()) and not self.stopped
 
@@ -111,11 +117,13 @@ def run_sweep(sweep: str | Path | SweepSpec, overrides: Overrides | None = None,
         run = RunDir.create(Path(spec.results), spec.folder, run_id)
         with run.locked():
             run.start(sweep_text=spec.source_text,
-                      plan=PlanFile.of(plan.trials, plan.parameter_names),
+                      plan=PlanFile.of(plan.trials, plan.parameter_names, adaptive_of(spec)),
                       manifest=new_manifest(spec, run_id, image, backend))
             outcome, table = None, None
             try:
-                outcome = execute(spec, run, backend, ctx, plan, progress)
+                search = new_search(spec, run)
+                outcome = execute(spec, run, backend, ctx, plan.trials, progress,
+                                  search=search)
             finally:
                 table = finish_run(run, backend, outcome)
     return RunResults(run.path, outcome, backend.notes(), table)
@@ -132,7 +140,8 @@ def resume_run(ref: str | Path, results_root: str | Path = RESULTS_ROOT, *,
     with run.locked():
         spec, plan = replan(run)
         manifest = run.manifest()
-        if manifest.state is RunState.FINISHED and not todo(plan, run.best(), retry_failed):
+        if manifest.state is RunState.FINISHED and not left_to_run(
+                run.plan().trial_ids(), run.best(), retry_failed):
             if on_line:
                 on_line(f"run {run.label} has nothing left to run")
             return RunResults(run.path, Outcome(), manifest.notes)
@@ -143,29 +152,65 @@ def resume_run(ref: str | Path, results_root: str | Path = RESULTS_ROOT, *,
                                f"{image.id[:19]}, the run used {expected[:19]})",
                                run=str(run.path), hint="restore the build context, or start "
                                "a new run of the sweep")
-            for result in backend.adopt({t.trial_id: t for t in plan.trials}):
+            search, asked = open_search(spec, run)
+            known = [*plan.trials, *asked]
+            for result in backend.adopt({t.trial_id: t for t in known}):
                 run.record(result)
+                if search is not None:
+                    search.tell(result)  # final ones only
             records = run.records()
             attempts = {r.trial_id: r.attempt for r in records}
             outcome, table = None, None
             try:
-                outcome = execute(spec, run, backend, ctx, plan, progress,
-                                  todo(plan, run.best(), retry_failed), attempts)
+                outcome = execute(spec, run, backend, ctx, todo(known, run.best(), retry_failed),
+                                  progress, attempts, search)
             finally:
                 table = finish_run(run, backend, outcome)
     return RunResults(run.path, outcome, backend.notes(), table)
 
 
-def todo(plan: Plan, best: dict[str, TrialRecord], retry_failed: bool) -> list[Trial]:
-    """The planned trials a resume runs: those with no final record (and, with
+def todo(trials: list[Trial], best: dict[str, TrialRecord], retry_failed: bool) -> list[Trial]:
+    """The known trials a resume runs: those with no final record (and, with
     ``retry_failed``, those that failed, timed out or were OOM-killed)."""
+    left = set(left_to_run([t.trial_id for t in trials], best, retry_failed))
+    return [t for t in trials if t.trial_id in left]
+
+
+def left_to_run(trial_ids: list[str], best: dict[str, TrialRecord],
+                retry_failed: bool) -> list[str]:
     out = []
-    for trial in plan.trials:
-        record = best.get(trial.trial_id)
+    for trial_id in trial_ids:
+        record = best.get(trial_id)
         if record is None or not record.status.terminal or (
                 retry_failed and record.status in RETRYABLE):
-            out.append(trial)
+            out.append(trial_id)
     return out
+
+
+def adaptive_of(spec: SweepSpec) -> AdaptivePlan | None:
+    """What plan.json records of an adaptive sweep (its search space)."""
+    if not spec.adaptive:
+        return None
+    from launcher.search.adaptive import adaptive_plan
+
+    return adaptive_plan(spec)
+
+
+def new_search(spec: SweepSpec, run: RunDir) -> AdaptiveSearch | None:
+    if not spec.adaptive:
+        return None
+    from launcher.search.adaptive import AdaptiveSearch
+
+    return AdaptiveSearch(spec, run)
+
+
+def open_search(spec: SweepSpec, run: RunDir) -> tuple[AdaptiveSearch | None, list[Trial]]:
+    """An adaptive run's search rebuilt from its records, and every trial it asked for."""
+    if not spec.adaptive:
+        return None, []
+    from launcher.search.adaptive import AdaptiveSearch
+
+    return AdaptiveSearch.open(spec, run)
 
 
 def resume_or_run(spec: SweepSpec, *, resume: bool, retry_failed: bool = False,
@@ -195,27 +240,51 @@ def replan(run: RunDir) -> tuple[SweepSpec, Plan]:
                       source_path=manifest.sweep_path, source_text=text,
                       default_name=manifest.sweep)
     plan = expand(spec)
-    if [t.trial_id for t in plan.trials] != run.plan().trial_ids():
+    if [t.trial_id for t in plan.trials] != run.plan().planned_ids():
         raise RunError(f"run {run.run_id}'s sweep no longer plans the same trials",
                        run=str(run.path), hint="was the launcher upgraded? start a new run")
     return spec, plan
 
 
-def execute(spec: SweepSpec, run: RunDir, backend: Backend, ctx: RunContext, plan: Plan,
-            progress: str, trials: list[Trial] | None = None,
-            start_attempts: dict[str, int] | None = None) -> Outcome:
-    """Run ``trials`` (default: the whole plan) with live progress."""
+def execute(spec: SweepSpec, run: RunDir, backend: Backend, ctx: RunContext,
+            trials: Sequence[Trial], progress: str,
+            start_attempts: dict[str, int] | None = None,
+            search: AdaptiveSearch | None = None) -> Outcome:
+    """Run ``trials`` (and what adaptive search asks for) with live progress."""
     from launcher.progress import Progress
 
-    todo = list(plan.trials) if trials is None else trials
     policy = RetryPolicy(retries=spec.retries, no_retry_exit_codes=spec.no_retry_exit_codes,
                          max_consecutive_failures=spec.max_consecutive_failures,
                          deadline=spec.deadline)
+    total = len(trials) + (search.remaining() * spec.replicas if search else 0)
+    stopper = early_stopper(spec, run, backend)
+    ctx.on_history = stopper.observe if stopper else None
     warm_up_table_libraries()
-    with Progress(len(todo), backend.workers(), mode=progress) as view:
+    with Progress(total, backend.workers(), mode=progress, metric=spec.metric) as view:
         ctx.on_start = view.started
-        runner = Runner(backend, run, policy, on_result=view.finished_trial, target=spec.metric)
-        return runner.execute(todo, start_attempts)
+
+        def on_result(result: TrialResult) -> None:
+            view.finished_trial(result)
+            if stopper is not None:
+                stopper.finished(result.trial_id, result.attempt, result.history)
+
+        runner = Runner(backend, run, policy, on_result=on_result, target=spec.metric,
+                        search=search)
+        return runner.execute(list(trials), start_attempts)
+
+
+def early_stopper(spec: SweepSpec, run: RunDir, backend: Backend) -> HyperbandStopper | None:
+    """Hyperband over the live metric lines, knowing every trial the run already finished
+    (their histories count for the thresholds, as in W&B)."""
+    if spec.early_terminate is None or spec.metric is None:
+        return None
+    from launcher.search.hyperband import HyperbandStopper
+
+    stopper = HyperbandStopper(spec.early_terminate, spec.metric, backend.stop_trial)
+    for record in run.best().values():
+        if record.status.terminal:
+            stopper.finished(record.trial_id, record.attempt, run.history(record.trial_id))
+    return stopper
 
 
 def warm_up_table_libraries() -> None:

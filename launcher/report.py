@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -183,7 +182,7 @@ def curves_section(run: RunDir, table: RunTable, labels: dict[str, str]) -> str:
     from launcher.plots import learning_curves
 
     ok = table.df[table.df["status"] == "succeeded"].head(MAX_CURVES)
-    histories = {t: read_history(run.history_path(t)) for t in ok["trial_id"]}
+    histories = {t: run.history(t) for t in ok["trial_id"]}
     key, x_name = curve_keys(histories, table.metric)
     if not key:
         return section("Learning curves", note("No trial wrote a history (JSON lines with "
@@ -195,20 +194,6 @@ def curves_section(run: RunDir, table: RunTable, labels: dict[str, str]) -> str:
     capped = note(f"The first {MAX_CURVES} succeeded trials.") if len(ok) == MAX_CURVES else ""
     return section("Learning curves", img(learning_curves(curves, config_of, labels, key,
                                                           x_name), "learning curves"), capped)
-
-
-def read_history(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text(errors="replace").splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(row, dict):
-            rows.append(row)
-    return rows
 
 
 def curve_keys(histories: dict[str, list[dict[str, Any]]],

@@ -2,7 +2,8 @@
 
     <results>/<sweep slug>/<run id>/
       sweep.yaml  plan.json  manifest.json     what was asked, planned, where it ran
-      trials.jsonl                            one fsync'd record per finished attempt
+      trials.jsonl                            one fsync'd record per finished attempt (and,
+                                              adaptive runs, one per asked configuration)
       logs/<trial>.log  history/<trial>.jsonl  outputs/<trial>/...
       results.parquet  results.csv            derived, rebuilt from the records
 
@@ -15,6 +16,7 @@ launcher is refused with a message that says so.
 
 from __future__ import annotations
 
+from launcher.store.asked import AskedConfig
 from launcher.store.files import atomic_write, extract_outputs, safe_trial_id, write_json
 from launcher.store.finding import find_run, iter_runs, newest_run
 from launcher.store.manifest import (
@@ -26,11 +28,12 @@ from launcher.store.manifest import (
     MetricRecord,
     RunState,
 )
-from launcher.store.plan_file import PlanFile, PlannedTrial
+from launcher.store.plan_file import AdaptivePlan, PlanFile, PlannedTrial
 from launcher.store.records import TrialRecord, best_records
 from launcher.store.rundir import MANIFEST, PLAN, RECORDS, SWEEP, RunDir, new_run_id
 
-__all__ = ["MANIFEST", "PLAN", "RECORDS", "SCHEMA_VERSION", "SWEEP", "BackendRecord",
+__all__ = ["MANIFEST", "PLAN", "RECORDS", "SCHEMA_VERSION", "SWEEP", "AdaptivePlan",
+           "AskedConfig", "BackendRecord",
            "HostRecord", "ImageRecord", "Manifest", "MetricRecord", "PlanFile",
            "PlannedTrial", "RunDir", "RunState", "TrialRecord", "atomic_write",
            "best_records", "extract_outputs", "find_run", "iter_runs", "new_run_id",

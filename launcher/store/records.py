@@ -53,7 +53,8 @@ class TrialRecord:
     @classmethod
     def from_json(cls, raw: Any) -> TrialRecord | None:
         """The record, or None when the line is not a valid record."""
-        if not isinstance(raw, dict) or not isinstance(raw.get("trial_id"), str):
+        if not isinstance(raw, dict) or not isinstance(raw.get("trial_id"), str) or \
+                "kind" in raw:  # another kind of line (launcher.store.asked)
             return None
         try:
             status = TrialStatus(str(raw.get("status")))

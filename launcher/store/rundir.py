@@ -11,10 +11,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from launcher.clock import now
 from launcher.errors import RunError
+from launcher.store.asked import AskedConfig, parse_asked
 from launcher.store.files import append_line, atomic_write, extract_outputs, safe_trial_id
 from launcher.store.files import write_json as _write_json
 from launcher.store.manifest import Manifest, RunState
@@ -82,7 +83,11 @@ class RunDir:
         _write_json(self.path / MANIFEST, manifest.to_json())
 
     def plan(self) -> PlanFile:
-        return PlanFile.from_json(self._read_json(PLAN), self._where(PLAN))
+        """plan.json, and for an adaptive run the trials asked so far after its own."""
+        plan = PlanFile.from_json(self._read_json(PLAN), self._where(PLAN))
+        if plan.adaptive is None:
+            return plan
+        return plan.with_asked([t for a in self.asked() for t in a.planned()])
 
     def sweep_text(self) -> str:
         try:
@@ -126,6 +131,19 @@ class RunDir:
         """One record per trial (see :func:`best_records`)."""
         return best_records(self.records())
 
+    def asked(self) -> list[AskedConfig]:
+        """The configurations an adaptive search asked for, in order."""
+        try:
+            data = (self.path / RECORDS).read_bytes()
+        except FileNotFoundError:
+            return []
+        return list(parse_asked(data))
+
+    def ask(self, asked: AskedConfig) -> AskedConfig:
+        """Record an asked configuration durably, before any of its trials starts."""
+        append_line(self.path / RECORDS, asked.line())
+        return asked
+
     def has_record(self, trial_id: str) -> bool:
         return any(r.trial_id == trial_id for r in self.records())
 
@@ -152,6 +170,22 @@ class RunDir:
 
     def history_path(self, trial_id: str) -> Path:
         return self.path / "history" / f"{safe_trial_id(trial_id)}.jsonl"
+
+    def history(self, trial_id: str) -> list[dict[str, Any]]:
+        """A finished trial's history lines (empty when it wrote none)."""
+        try:
+            text = self.history_path(trial_id).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return []
+        out = []
+        for line in text.splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(row, dict):
+                out.append(row)
+        return out
 
     def outputs_path(self, trial_id: str) -> Path:
         return self.path / "outputs" / safe_trial_id(trial_id)
