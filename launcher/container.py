@@ -21,6 +21,7 @@ from typing import IO, TYPE_CHECKING, Any
 from launcher import defaults
 from launcher.clock import from_docker, now, seconds_since_docker
 from launcher.engine import WAIT_SLICE, short_error
+from launcher.live import follow, last_values
 from launcher.sections import Resources
 from launcher.trial import (
     ENV_PARAM_PATH,
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     from launcher.command import Argv
 
 SPOOL_BYTES = 8 * 1024 * 1024  # outputs larger than this are spooled to disk
+FOLLOW_GRACE = 5.0  # seconds to let a live-line follower read the end of the stream
 TMPFS = f"rw,nosuid,nodev,size={defaults.TMP_SIZE}"
 
 
@@ -121,12 +123,16 @@ class Cancelled(Exception):
 
 @dataclass
 class Running:
-    """What a backend needs to stop a running trial from another thread."""
+    """What a backend needs to stop a running trial from another thread, and where the
+    trial's live history lines go (early termination)."""
 
     api: Any
     container_id: str = ""
     cancelled: threading.Event = field(default_factory=threading.Event)
     params_volume: str = ""  # removed after the container
+    attempt: int = 1
+    on_history: Callable[[list[dict[str, Any]]], None] | None = None
+    stop_reason: str = ""  # set when the trial is stopped on purpose (status stopped)
 
 
 def run_trial(api: docker.APIClient, trial: Trial, argv: Argv, settings: ContainerSettings,
@@ -150,8 +156,11 @@ def run_trial(api: docker.APIClient, trial: Trial, argv: Argv, settings: Contain
         result.started_at = now()
         started = time.monotonic()
         api.start(cid)
+        follower = follow(api, cid, running.on_history) if running.on_history else None
         exit_code = _wait(api, cid, settings, result, settings.timeout)
         result.duration_s = round(time.monotonic() - started, 3)
+        if follower is not None:
+            follower.join(FOLLOW_GRACE)  # its stream ends with the container
         result.finished_at = now()
         _finish(api, cid, exit_code, settings, result, running)
 
@@ -271,6 +280,9 @@ def _classify(api: Any, cid: str, exit_code: int | None, settings: ContainerSett
     result.exit_code = exit_code
     if running.cancelled.is_set():
         result.status, result.reason = TrialStatus.CANCELLED, "cancelled while running"
+    elif running.stop_reason and exit_code != 0:  # exit 0: it finished before the stop
+        result.status, result.reason = TrialStatus.STOPPED, running.stop_reason
+        result.metrics = result.metrics or last_values(result.history)
     elif result.status is TrialStatus.TIMED_OUT:
         result.reason = f"exceeded its timeout of {settings.timeout:g}s"
     elif exit_code == 0:

@@ -81,8 +81,10 @@ def connect_all(specs: tuple[HostSpec, ...], *, cpus_per_trial: float,
 
 def connect(spec: HostSpec, *, cpus_per_trial: float = 1.0,
             max_parallel: int | None = None) -> Host:
-    """Open one engine, check that it answers, size its pool to its slots."""
-    pool = max(4, (spec.slots or 8) + 4)
+    """Open one engine, check that it answers, size its pool to its slots (two
+    connections per slot: a trial's wait, and its live log stream under early
+    termination; the pool fills only as far as it is used)."""
+    pool = max(4, 2 * (spec.slots or 8) + 4)
     client = _client(spec, pool)
     try:
         info = client.info()
@@ -93,9 +95,9 @@ def connect(spec: HostSpec, *, cpus_per_trial: float = 1.0,
     slots = spec.slots or max(1, int(int(info.get("NCPU", 1)) // max(cpus_per_trial, 0.01)))
     if max_parallel:
         slots = min(slots, max_parallel)
-    if spec.slots is None and slots + 4 > pool:
+    if spec.slots is None and 2 * slots + 4 > pool:
         client.close()
-        client = _client(spec, slots + 4)
+        client = _client(spec, 2 * slots + 4)
     return Host(spec=spec, client=client, slots=slots, info=info)
 
 

@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING, Any
 from launcher.clock import parse_time, short_time
 from launcher.defaults import RESULTS_ROOT
 from launcher.errors import LauncherError, UsageError
-from launcher.store import RunDir, RunState, TrialRecord, find_run, iter_runs
+from launcher.store import (
+    MetricRecord,
+    PlanFile,
+    RunDir,
+    RunState,
+    TrialRecord,
+    find_run,
+    iter_runs,
+)
 from launcher.trial import TrialStatus
 
 if TYPE_CHECKING:
@@ -40,7 +48,7 @@ def list_runs(results_root: str | Path = RESULTS_ROOT) -> pd.DataFrame:
 def _run_row(run: RunDir) -> dict[str, Any]:
     try:
         manifest = run.manifest()
-        planned = len(run.plan())
+        planned = run.plan().expected
     except LauncherError:
         return {"sweep": run.path.parent.name, "run_id": run.run_id, "state": "unreadable"}
     records = run.best()
@@ -75,6 +83,9 @@ class RunStatus:
     per_host: pd.DataFrame  # host, finished, then one column per status, mean_s, last
     first_start: datetime | None
     last_finish: datetime | None
+    best: str = ""  # "best val_acc 0.97 (trial ...)", empty when none succeeded yet
+    early: str = ""  # what early termination stopped and saved, empty when nothing
+    search: str = ""  # adaptive runs: how many configurations were asked so far
 
     @property
     def finished(self) -> int:
@@ -112,6 +123,7 @@ class RunStatus:
                  f"remaining {self.remaining}" + (f", running at most {self.running} "
                                                   f"({self.slots} slots)"
                                                   if self.in_progress else "")]
+        lines += [line for line in (self.search, self.best, self.early) if line]
         if self.rate:
             eta = (f", about {self.remaining / self.rate:.0f} s left"
                    if self.in_progress and self.remaining else "")
@@ -132,10 +144,42 @@ def run_status(run: str | Path, results_root: str | Path = RESULTS_ROOT) -> RunS
     holder = run_dir.holder() if state is RunState.RUNNING else ""
     starts = [t for t in (parse_time(r.started_at) for r in records) if t]
     finishes = [t for t in (parse_time(r.finished_at) for r in records) if t]
-    return RunStatus(run_dir.path, str(state), holder, len(run_dir.plan()),
+    plan = run_dir.plan()
+    return RunStatus(run_dir.path, str(state), holder, plan.expected,
                      dict(Counter(str(r.status) for r in records)), manifest.slots,
                      per_host_table(records), min(starts, default=None),
-                     max(finishes, default=None))
+                     max(finishes, default=None), best_text(records, manifest.metric),
+                     _early(run_dir), _asked(run_dir, plan))
+
+
+def best_text(records: list[TrialRecord], metric: MetricRecord | None) -> str:
+    """The best value of the sweep's metric among succeeded trials so far."""
+    from launcher.search.hyperband import is_number
+
+    if metric is None:
+        return ""
+    sign = -1.0 if metric.goal == "maximize" else 1.0
+    values = [(sign * float(r.metrics[metric.name]), r.trial_id) for r in records
+              if r.status is TrialStatus.SUCCEEDED and is_number(r.metrics.get(metric.name))]
+    if not values:
+        return ""
+    value, trial_id = min(values)
+    return f"best {metric.name} {sign * value:.6g} ({metric.goal}, trial {trial_id})"
+
+
+def _early(run_dir: RunDir) -> str:
+    from launcher.search.savings import estimate
+
+    savings = estimate(run_dir.records())
+    return f"early termination: {savings.text()}" if savings else ""
+
+
+def _asked(run_dir: RunDir, plan: PlanFile) -> str:
+    if plan.adaptive is None:
+        return ""
+    a = plan.adaptive
+    return (f"{a.method} ({a.sampler}): {len(run_dir.asked())} of {a.run_cap} configurations "
+            "asked so far")
 
 
 def per_host_table(records: list[TrialRecord]) -> pd.DataFrame:

@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
           "#7f7f7f", "#bcbd22", "#17becf")
-STATUS_COLORS = {"succeeded": "#2ca02c", "failed": "#d62728", "timed_out": "#ff7f0e",
+STATUS_COLORS = {"succeeded": "#2ca02c", "stopped": "#17becf", "failed": "#d62728",
+                 "timed_out": "#ff7f0e",
                  "oom_killed": "#9467bd", "lost": "#7f7f7f", "cancelled": "#bcbd22"}
 GOOD, BAD, NEUTRAL = "#2ca02c", "#d62728", "#d9d9d9"
 

@@ -7,13 +7,16 @@ save -> load from the engine that built it, once per host, before any trial star
 One shared queue feeds the slots; each trial goes to the least-loaded healthy host;
 a global max_parallel caps the total. A host that stops answering is marked down and
 its trials come back as ``lost`` (the caller requeues them); a host that keeps failing
-trials while others succeed is quarantined. Unsupported: GPUs are requested from the
-engine (device requests) but untested here.
+trials while others succeed is quarantined. Live history lines (when the run asks for
+them): one follower thread per running container reads its log stream from the engine.
+``stop_trial`` stops one container (grace, then kill); it ends as ``stopped``.
+Unsupported: GPUs are requested from the engine (device requests) but untested here.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import time
 from collections.abc import Iterator
@@ -149,7 +152,11 @@ class DockerBackend(Backend):
                 return
             slot = self._slots[index]
             self._placement.started(index)
-            running = Running(slot.host.client.api)
+            running = Running(slot.host.client.api, attempt=work.attempt)
+            sink = self._run.on_history if self._run else None
+            if sink is not None:
+                running.on_history = functools.partial(sink, work.trial.trial_id,
+                                                       work.attempt)
             with self._lock:
                 slot.inflight[work.trial.trial_id] = running
             inflight[pool.submit(self._run_one, slot, work, running)] = (work, slot)
@@ -214,6 +221,16 @@ class DockerBackend(Backend):
             running = [r for s in self._slots for r in s.inflight.values()]
         for r in running:
             r.cancelled.set()
+            threading.Thread(target=_stop, args=(r, grace), daemon=True).start()
+
+    def stop_trial(self, trial_id: str, attempt: int, reason: str) -> None:
+        """Stop one running container on purpose (grace, then kill): status stopped."""
+        grace = int(self._run.settings.stop_grace if self._run else defaults.STOP_GRACE)
+        with self._lock:
+            found = [r for s in self._slots for t, r in s.inflight.items()
+                     if t == trial_id and r.attempt == attempt]
+        for r in found:
+            r.stop_reason = r.stop_reason or reason
             threading.Thread(target=_stop, args=(r, grace), daemon=True).start()
 
     def teardown(self) -> None:

@@ -8,8 +8,11 @@ Concepts
     worker  a Ray node with its Docker engine: the one ``docker.from_env()`` finds in the
             node's raylet environment (its ``DOCKER_HOST``, else the default socket).
     slot    a share of a node: Ray runs as many trials at once on a node as its CPUs
-            (memory, GPUs) allow for the trial's resources; ``max_parallel`` caps the trials
-            in flight. Ray places the tasks (SPREAD); the launcher keeps no cluster state.
+            (memory, GPUs) allow for the trial's resources. The launcher keeps at most
+            ``max_parallel`` trials in flight, else as many as the cluster's CPUs hold when
+            the run starts, and submits the next as one ends (so adaptive search asks when
+            a slot frees). Ray places the tasks (SPREAD); the launcher keeps no cluster
+            state.
     host    the ``host`` column is the node's ``launcher-host`` label when it has one
             (``ray start --labels launcher-host=NAME``; the embedded Ray is ``local``), else
             the node's IP. The table also gets ``ray_node_id`` and ``ray_node_address``.
@@ -24,6 +27,12 @@ How the image gets there
     loading never blocks the others (a named actor per node would need its own life cycle
     and dies with its node anyway). The image ID is checked on the node before a container
     starts. A node that joins later and lacks the image makes the driver put it then (once).
+
+Live lines (early termination)
+    A task's history lines travel to the driver through one small actor per run
+    (:mod:`launcher.backends.ray_live`), which also carries ``stop_trial`` requests back:
+    the task stops its container and the trial ends as ``stopped`` with its log and
+    history, like on the Docker backend.
 
 Faults and stopping
     Ray retries a task whose node or worker dies (``max_retries``; exceptions raised by the
@@ -58,6 +67,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from launcher.backends.base import Backend, RunContext, Work, WorkQueue
+from launcher.backends.ray_live import cluster_slots, open_channel
 from launcher.backends.ray_tasks import (
     CHUNK,
     HOST_LABEL,
@@ -122,6 +132,8 @@ class RayBackend(Backend):
         self._torn_down = False
         self._stopping = threading.Event()
         self._notes: list[str] = []
+        self._window: int | None = max_parallel
+        self._channel: Any = None  # the live-lines actor, when the run wants live lines
 
     @classmethod
     def from_spec(cls, spec: SweepSpec) -> RayBackend:
@@ -153,6 +165,9 @@ class RayBackend(Backend):
             self._nodes = self._probe_nodes(image)
             if any(not n.has_image for n in self._nodes):
                 self._put_image()
+            self._window = self._max_parallel or cluster_slots(run.settings.resources.cpus)
+            if run.on_history is not None:
+                self._channel = open_channel()
         except BaseException:
             self.teardown()  # nobody else will: the caller's set-up failed
             raise
@@ -268,6 +283,7 @@ class RayBackend(Backend):
                     time.sleep(min(queue.next_due_in() or POLL, POLL))
                     continue
                 ready, _ = ray.wait(list(inflight), num_returns=1, timeout=POLL)
+                self._drain_live()
                 for ref in ready:
                     yield self._collect(ref, inflight.pop(ref))
         finally:
@@ -275,7 +291,7 @@ class RayBackend(Backend):
         self._note_lost_nodes()
 
     def _dispatch(self, queue: WorkQueue, inflight: dict[Any, Work]) -> None:
-        while self._max_parallel is None or len(inflight) < self._max_parallel:
+        while self._window is None or len(inflight) < self._window:
             work = queue.pop_ready()
             if work is None:
                 return
@@ -290,7 +306,26 @@ class RayBackend(Backend):
             max_retries=MAX_RETRIES, retry_exceptions=False, scheduling_strategy="SPREAD",
             name=f"trial-{work.trial.trial_id}")
         box = [] if self._image_ref is None else [self._image_ref]  # a list: never resolved
-        return task.remote(work.trial, self._run.argv(work.trial), s, work.attempt, box)
+        return task.remote(work.trial, self._run.argv(work.trial), s, work.attempt, box,
+                           self._channel)
+
+    def _drain_live(self) -> None:
+        """Hand the history lines the tasks pushed to the run's sink."""
+        import ray
+
+        if self._channel is None or self._run is None or self._run.on_history is None:
+            return
+        try:
+            batches = ray.get(self._channel.drain.remote(), timeout=CONNECT_TIMEOUT)
+        except ray.exceptions.RayError:
+            return  # lines are late, not lost: the next poll drains them
+        for trial_id, attempt, rows in batches:
+            self._run.on_history(trial_id, attempt, rows)
+
+    def stop_trial(self, trial_id: str, attempt: int, reason: str) -> None:
+        """Ask the trial's task (through the live channel) to stop its container."""
+        if self._channel is not None:
+            self._channel.stop.remote(trial_id, attempt, reason)
 
     def _collect(self, ref: Any, work: Work) -> TrialResult:
         import ray
@@ -342,6 +377,10 @@ class RayBackend(Backend):
         if self._run is not None and not self._torn_down and ray.is_initialized():
             self._torn_down = True
             self._remove_containers(self._run.run_id)
+            if self._channel is not None:
+                with contextlib.suppress(Exception):
+                    ray.kill(self._channel)
+        self._channel = None
         self._image_ref = None
         if self._connected:
             self._connected = False
