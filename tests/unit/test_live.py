@@ -37,5 +37,5 @@ def test_an_endless_line_is_dropped_not_kept() -> None:
 
 
 def test_a_stopped_trial_keeps_the_last_value_of_every_key() -> None:
-    history = [{"step": 1, "loss": 3, "acc": 0.1}, {"step": 2, "loss": 2}]
+    history: list[dict[str, Any]] = [{"step": 1, "loss": 3, "acc": 0.1}, {"step": 2, "loss": 2}]
     assert last_values(history) == {"loss": 2, "acc": 0.1}
