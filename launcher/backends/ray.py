@@ -166,8 +166,6 @@ class RayBackend(Backend):
             if any(not n.has_image for n in self._nodes):
                 self._put_image()
             self._window = self._max_parallel or cluster_slots(run.settings.resources.cpus)
-            if run.on_history is not None:
-                self._channel = open_channel()
         except BaseException:
             self.teardown()  # nobody else will: the caller's set-up failed
             raise
@@ -265,6 +263,8 @@ class RayBackend(Backend):
         import ray
 
         assert self._run is not None, "setup() first"
+        if self._run.on_history is not None and self._channel is None:
+            self._channel = open_channel()  # the run wants live lines
         inflight: dict[Any, Work] = {}
         cancelled_at: float | None = None
         try:

@@ -152,6 +152,8 @@ def _run_cancellable(api: Any, trial: Trial, argv: Argv, settings: ContainerSett
             if running.container_id:
                 with contextlib.suppress(Exception):
                     api.stop(running.container_id, timeout=int(settings.stop_grace))
+    if live is not None:
+        live.exchange(final=True)  # the lines printed just before the end
     if isinstance(box[0], BaseException):
         raise box[0]
     return box[0]
@@ -173,13 +175,13 @@ class _Live:
         with self._lock:
             self._rows += rows
 
-    def exchange(self) -> None:
+    def exchange(self, final: bool = False) -> None:
         """Push the rows seen since the last call; stop the container if asked to."""
         import ray
 
         with self._lock:
             rows, self._rows = self._rows, []
-        if not rows and time.monotonic() - self._last < CHECK_EVERY:
+        if not rows and (final or time.monotonic() - self._last < CHECK_EVERY):
             return
         self._last = time.monotonic()
         try:
@@ -187,7 +189,8 @@ class _Live:
                              timeout=PUSH_TIMEOUT)
         except Exception:  # the driver is gone or slow: the trial runs on, untouched
             return
-        if reason and not self.running.stop_reason and self.running.container_id:
+        if reason and not final and not self.running.stop_reason and \
+                self.running.container_id:
             self.running.stop_reason = reason
             threading.Thread(target=_stop_quietly, daemon=True, args=(
                 self.running.api, self.running.container_id, self.grace)).start()
