@@ -112,7 +112,7 @@ def test_kill_9_in_a_bayes_hyperband_sweep_then_resume(tmp_path: Path) -> None:
                   else False, 180)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        before = {r["trial_id"]: r for r in attempts(run_path)}
+        before = attempts(run_path)
         asked_before = len(asked(run_path))
         resumed = launch("resume", str(run_path), "--quiet", "--json")
     finally:
@@ -123,7 +123,7 @@ def test_kill_9_in_a_bayes_hyperband_sweep_then_resume(tmp_path: Path) -> None:
     assert asked_before < 14 and len(configs) == 14, "the search continued to run_cap, no more"
     assert [c["number"] for c in configs] == list(range(14))
     final = attempts(run_path)
-    for trial_id, record in before.items():  # every finished trial kept, as it was
+    for record in before:  # every finished trial kept, as it was
         assert record in final
     per_trial = Counter(r["trial_id"] for r in final if r["status"] in ("succeeded", "stopped"))
     assert len(per_trial) == 14 and set(per_trial.values()) == {1}
