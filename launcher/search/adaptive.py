@@ -67,11 +67,11 @@ class AdaptiveSearch:
         assert spec.metric is not None and spec.run_cap is not None
         self.spec, self.run, self.metric = spec, run, spec.metric
         self.dims: list[Dimension] = search_space(spec.parameters)
-        self._distributions = {d.name: d.distribution() for d in self.dims}
+        self._distributions: dict[str, Any] = {d.name: d.distribution() for d in self.dims}
         direction = optuna.study.StudyDirection.MAXIMIZE if spec.metric.goal == "maximize" \
             else optuna.study.StudyDirection.MINIMIZE
         self.study = optuna.create_study(direction=direction,
-                                         sampler=make_sampler(spec.sampler, spec.seed, 0))
+                                         sampler=self._sampler(0))
         self._lock = threading.Lock()
         self._open: dict[str, _Asked] = {}  # trial_id -> its configuration, until told
         self._worst = Worst(spec.metric)
@@ -82,6 +82,9 @@ class AdaptiveSearch:
     def run_cap(self) -> int:
         assert self.spec.run_cap is not None
         return self.spec.run_cap
+
+    def _sampler(self, number: int) -> Any:
+        return make_sampler(self.spec.sampler, self.spec.seed, number, self._distributions)
 
     def remaining(self) -> int:
         """Configurations still to ask (run_cap counts every one ever asked)."""
@@ -95,7 +98,7 @@ class AdaptiveSearch:
             if not self.remaining():
                 return []
             number = self.asked
-            self.study.sampler = make_sampler(self.spec.sampler, self.spec.seed, number)
+            self.study.sampler = self._sampler(number)
             optuna_trial = self.study.ask(self._distributions)
             suggested = dict(optuna_trial.params)
             trials = self._trials(number, suggested)

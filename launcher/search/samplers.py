@@ -5,6 +5,8 @@ so a run with one slot suggests the same configurations every time, also across 
 resume (a sampler seeded once would replay its first random draws after a resume). The
 quasi-Monte Carlo sampler keeps one seed (one scrambled sequence) and takes point n for
 suggestion n, so a resumed run continues the sequence instead of starting it again.
+Every trial of a sweep has the same search space, so TPE is told it instead of working
+it out again from every past trial at each suggestion (a fresh sampler has no cache).
 """
 
 from __future__ import annotations
@@ -19,14 +21,15 @@ def derived_seed(seed: int, number: int) -> int:
     return int.from_bytes(digest[:4], "big")
 
 
-def make_sampler(name: str, seed: int, number: int) -> Any:
-    """The Optuna sampler ``name`` for suggestion ``number`` of a sweep seeded ``seed``."""
+def make_sampler(name: str, seed: int, number: int, space: dict[str, Any]) -> Any:
+    """The Optuna sampler ``name`` for suggestion ``number`` of a sweep seeded ``seed``
+    whose trials all have the distributions ``space``."""
     import optuna
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     own = derived_seed(seed, number)
     if name == "tpe":  # Optuna's defaults: multivariate, constant liar for trials in flight
-        return optuna.samplers.TPESampler(seed=own)
+        return _tpe_sampler(own, space)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=own)
     if name == "cmaes":
@@ -36,6 +39,20 @@ def make_sampler(name: str, seed: int, number: int) -> Any:
     if name == "qmc":
         return _qmc_sampler(seed)
     raise ValueError(f"unknown sampler {name!r}")
+
+
+def _tpe_sampler(seed: int, space: dict[str, Any]) -> Any:
+    import optuna
+
+    searched = {k: d for k, d in space.items() if not d.single()}
+
+    class FixedSpaceTPE(optuna.samplers.TPESampler):
+        """Multivariate TPE over the sweep's one search space."""
+
+        def infer_relative_search_space(self, study: Any, trial: Any) -> dict[str, Any]:
+            return dict(searched)
+
+    return FixedSpaceTPE(seed=seed, multivariate=True, constant_liar=True)
 
 
 def _qmc_sampler(seed: int) -> Any:
