@@ -134,7 +134,7 @@ def hyperband(args: argparse.Namespace) -> dict[str, Any]:
         row = out[label]
         b = row["best"]
         print(f"{label:<10} {row['container_s']:>12.1f} {row['wall_s']:>7.1f}  "
-              f"{str(row['statuses']):<30} {b['lr']:g}, {b['hidden']}: {b['val_acc']:.3f}")
+              f"{row['statuses']!s:<30} {b['lr']:g}, {b['hidden']}: {b['val_acc']:.3f}")
     print(f"container-seconds saved: {out['saved_share']:.0%} (target >= 40%); the launcher's "
           f"own estimate: {early['estimated_saved_share']:.0%}; best configuration still "
           f"found: {'yes' if out['best_found'] else 'NO'}")

@@ -22,7 +22,7 @@ from sweeps import RunState, SweepRun
 from sweeps.bayes_search import bayes_search_next_run
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.search_sim import SPACES, simulate  # noqa: E402
+from benchmarks.search_sim import SPACES, simulate
 
 
 def one(function: str, seed: int, run_cap: int, in_flight: int) -> tuple[float, list[float]]:
