@@ -121,11 +121,13 @@ class RunDir:
     # -- records ---------------------------------------------------------------------------
     def records(self) -> list[TrialRecord]:
         """Every complete record in order; a torn or damaged line is skipped."""
+        return list(parse_records(self._records_bytes()))
+
+    def _records_bytes(self) -> bytes:
         try:
-            data = (self.path / RECORDS).read_bytes()
+            return (self.path / RECORDS).read_bytes()
         except FileNotFoundError:
-            return []
-        return list(parse_records(data))
+            return b""
 
     def best(self) -> dict[str, TrialRecord]:
         """One record per trial (see :func:`best_records`)."""
@@ -133,11 +135,7 @@ class RunDir:
 
     def asked(self) -> list[AskedConfig]:
         """The configurations an adaptive search asked for, in order."""
-        try:
-            data = (self.path / RECORDS).read_bytes()
-        except FileNotFoundError:
-            return []
-        return list(parse_asked(data))
+        return list(parse_asked(self._records_bytes()))
 
     def ask(self, asked: AskedConfig) -> AskedConfig:
         """Record an asked configuration durably, before any of its trials starts."""

@@ -23,7 +23,7 @@ from launcher.api import run_sweep
 from launcher.overrides import Overrides
 from launcher.store import RunDir
 from tests.integration.test_resilience import StartCounter, _wait_for, launch, launch_process
-from tests.support import ROOT, assert_nothing_left, write_sweep
+from tests.support import ROOT, assert_nothing_left, hosts_entries, write_sweep
 
 pytestmark = pytest.mark.docker
 FIXTURES = ROOT / "tests" / "fixtures" / "wandb"
@@ -145,4 +145,25 @@ def test_metric_target_ends_a_bayes_sweep_early_with_exit_zero(tmp_path: Path) -
     assert results.target_reached and results.exit_code == 0
     n = len(asked(results.run_dir))
     assert n < 30 and len(results.df) == n
+    assert_nothing_left(results.run_id)
+
+
+@pytest.mark.hosts
+def test_hyperband_follows_live_lines_on_local_tls_and_ssh_engines(tmp_path: Path) -> None:
+    path = write_sweep(tmp_path, {
+        "method": "grid", "metric": {"name": "loss", "goal": "minimize"},
+        "hosts": [{"url": "local", "slots": 2}, *hosts_entries()],
+        "command": ["python3", "/app/experiments/objective.py", "--steps=16", "--sleep=0.25",
+                    "--noise=0", "--metric=loss", "${args}"],  # curves rank as the values
+        "parameters": {"x1": {"values": [-5, -2, 1, 3.14159, 6, 9]},
+                       "x2": {"values": [2.275, 8, 14]}},
+        "early_terminate": {"type": "hyperband", "min_iter": 2, "eta": 3}}, name="hbhosts")
+    results = run_sweep(path)
+    df = results.df
+    stopped = df[df["status"] == "stopped"]
+    assert set(df["status"]) <= {"succeeded", "stopped"} and len(stopped) >= 6
+    assert set(stopped["host"]) == {"local", "h2", "h3"}, "stopped on every kind of engine"
+    best = df[df["status"] == "succeeded"].sort_values("metric.loss").iloc[0]
+    assert best["metric.loss"] < 0.4, "Branin's optimum (3.14159, 2.275) is never stopped"
+    assert results.exit_code == 0
     assert_nothing_left(results.run_id)

@@ -10,25 +10,12 @@ from statistics import NormalDist
 
 import pytest
 
-from launcher.errors import SweepError
 from launcher.parameters import ParamSpec
 from launcher.plan import quantize, sample
 from launcher.search.space import TAIL, Dimension, dimension
-from launcher.spec import SweepSpec, load_sweep
 from launcher.wandb_keys import Hyperband
-
-
-def load(tmp_path: Path, text: str) -> SweepSpec:
-    path = tmp_path / "sweep.yaml"
-    path.write_text(text)
-    return load_sweep(path)
-
-
-def refused(tmp_path: Path, text: str) -> SweepError:
-    with pytest.raises(SweepError) as info:
-        load(tmp_path, text)
-    return info.value
-
+from tests.unit.test_wandb_compat import load
+from tests.unit.test_wandb_compat import refusal as refused
 
 BAYES = "method: bayes\nrun_cap: 5\nmetric: {name: loss}\n"
 
