@@ -194,6 +194,7 @@ def main() -> None:
     parser.add_argument("--timed", type=int, default=30, help="suggestions timed")
     parser.add_argument("--lines", type=int, default=20000, help="live lines followed")
     parser.add_argument("--epochs", type=int, default=600, help="training job's epochs")
+    parser.add_argument("--configs", type=int, default=24, help="training configurations")
     parser.add_argument("--skip", default="", help="comma list: quality,wandb,speed,live,"
                         "hyperband")
     parser.add_argument("--quick", action="store_true")
@@ -202,7 +203,7 @@ def main() -> None:
     args.skip = set(filter(None, args.skip.split(",")))
     if args.quick:
         args.seeds, args.history, args.timed = 3, 300, 10
-        args.lines, args.epochs = 5000, 240
+        args.lines, args.epochs, args.configs = 5000, 240, 12
     figures: dict[str, Any] = {}
     started = time.monotonic()
     if "quality" not in args.skip:

@@ -1,13 +1,15 @@
 """How much container time early termination saved, estimated from a run's records (pure).
 
-A stopped trial that ran ``k`` of its history steps in ``d`` seconds would have run on to
-``N`` steps, the length of the trials that finished (the longest history among them;
-among all trials when none finished yet), taking about ``d * N / k``. The estimate is
-linear in steps, which is how most training jobs spend their time.
+A stopped trial that ran ``k`` of its history steps would have run on to ``N`` steps, the
+length of the trials that finished (the longest history among them; among all trials when
+none finished yet), for ``N - k`` more steps at the seconds per step of the finished
+trials (their median; the stopped trial's own pace when none finished). A container's
+start and its job's set-up are paid either way, so they are not counted as saved.
 """
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -39,11 +41,13 @@ def estimate(records: Iterable[TrialRecord]) -> Savings | None:
     stopped = [r for r in records if r.status is TrialStatus.STOPPED]
     if not stopped:
         return None
-    finished = [r.steps or 0 for r in records if r.status is TrialStatus.SUCCEEDED]
-    full = max(finished or [r.steps or 0 for r in records])
+    done = [r for r in records if r.status is TrialStatus.SUCCEEDED and r.steps]
+    full = max(r.steps or 0 for r in (done or records))
+    paces = [r.duration_s / r.steps for r in done if r.duration_s and r.steps]
+    pace = statistics.median(paces) if paces else None
     saved = 0.0
     for r in stopped:
         if r.steps and r.duration_s and full > r.steps:
-            saved += r.duration_s * (full / r.steps - 1)
+            saved += (full - r.steps) * (pace if pace is not None else r.duration_s / r.steps)
     used = sum(r.duration_s or 0.0 for r in records)
     return Savings(len(stopped), round(used, 3), round(saved, 3))
