@@ -193,7 +193,7 @@ def main() -> None:
     parser.add_argument("--history", type=int, default=1000)
     parser.add_argument("--timed", type=int, default=30, help="suggestions timed")
     parser.add_argument("--lines", type=int, default=20000, help="live lines followed")
-    parser.add_argument("--epochs", type=int, default=600, help="training job's epochs")
+    parser.add_argument("--epochs", type=int, default=1000, help="training job's epochs")
     parser.add_argument("--configs", type=int, default=24, help="training configurations")
     parser.add_argument("--skip", default="", help="comma list: quality,wandb,speed,live,"
                         "hyperband")
