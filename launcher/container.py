@@ -115,6 +115,7 @@ class Running:
     api: Any
     container_id: str = ""
     cancelled: threading.Event = field(default_factory=threading.Event)
+    on_created: Callable[[str], None] | None = None  # told the container's id once it exists
 
 
 def run_trial(api: docker.APIClient, trial: Trial, argv: Argv, settings: ContainerSettings,
@@ -127,6 +128,8 @@ def run_trial(api: docker.APIClient, trial: Trial, argv: Argv, settings: Contain
     def steps() -> None:
         cid = api.create_container(**settings.create_kwargs(api, trial, argv, attempt))["Id"]
         result.container_id = running.container_id = cid
+        if running.on_created:
+            running.on_created(cid)
         if running.cancelled.is_set():
             raise Cancelled
         result.started_at = now()

@@ -119,7 +119,7 @@ def test_verify_leaves_out_trials_that_did_not_succeed(runs: dict[str, Path]) ->
 def test_compare_runs_of_different_sizes(runs: dict[str, Path]) -> None:
     result = launch("compare", str(runs["a"]), str(runs["b"]), "--fail-on-regression")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "trials: 4 in both, 0 only in A, 2 only in B" in result.stdout
+    assert "aligned trial by trial: 4 in both, 0 only in A, 2 only in B" in result.stdout
     assert "no regressions in 4 trials compared" in result.stdout
     assert "val_acc worse by its goal (maximize)" in result.stdout
 
