@@ -291,7 +291,7 @@ def sweep_section(run: RunDir, df: pd.DataFrame) -> str:
     import json
 
     argv = next((json.loads(a) for a in df["argv"].dropna()), None) if "argv" in df else None
-    command = pre(shlex.join(argv)) if argv else note(
+    command = pre(command_text(argv)) if argv else note(
         "Not recorded (a run made by an older launcher).")
     first = df[df["argv"].notna()].iloc[0]["trial_id"] if argv else ""
     given = {k: v for k, v in run.manifest().overrides.items() if v not in (None, [], {}, "")}
@@ -301,3 +301,10 @@ def sweep_section(run: RunDir, df: pd.DataFrame) -> str:
                    pre(run.sweep_text()),
                    note(f"The command of trial {first} (values are argv items, never "
                         "a shell):" if argv else "The command of a trial:"), command)
+
+
+def command_text(argv: list[str]) -> str:
+    """An argv as a reader would type it; a kept image entrypoint is named as such."""
+    if argv and argv[0] == "<entrypoint>":
+        return "(the image's entrypoint) " + shlex.join(argv[1:])
+    return shlex.join(argv)
