@@ -179,13 +179,18 @@ def config_regressions(table: pd.DataFrame, metric: str | None, goal: str,
             rows.append({"configuration": row["configuration"], "kind": "status",
                          "detail": f"{row['n.a']} succeeded in A, none in B"})
         elif metric and worse(row["mean.a"], row["mean.b"], goal, rtol, atol) and \
-                row["beyond_noise"] is not False:
+                _not_within_noise(row["beyond_noise"]):
             noise = "beyond the replicas' noise" if row["beyond_noise"] else \
                 "noise unknown: fewer than 2 replicas"
             rows.append({"configuration": row["configuration"], "kind": "metric",
                          "detail": f"{metric} {row['mean.a']:.4g} -> {row['mean.b']:.4g} "
                                    f"({goal}; {noise})"})
     return pd.DataFrame(rows, columns=["configuration", "kind", "detail"])
+
+
+def _not_within_noise(beyond: Any) -> bool:
+    """True, or unknown (None or NaN: fewer than two replicas on both sides)."""
+    return beyond is None or beyond != beyond or bool(beyond)
 
 
 def worse(before: Any, after: Any, goal: str, rtol: float = 0.0, atol: float = 0.0) -> bool:

@@ -262,6 +262,7 @@ def test_export_to_a_local_mlflow_file_store_reads_back(tmp_path: Path) -> None:
     assert "exported 4 trials" in exported.stdout
     client = MlflowClient(store.as_uri())
     experiment = client.get_experiment_by_name("sweep")
+    assert experiment is not None
     runs = client.search_runs([experiment.experiment_id])
     df = pd.read_parquet(next((tmp_path / "results" / "sweep").glob("2*")) / "results.parquet")
     assert sorted(r.data.tags["launcher.trial_id"] for r in runs) == sorted(df["trial_id"])
