@@ -272,7 +272,7 @@ def replica_spread(df: pd.DataFrame, metric: str, labels: dict[str, str],
     shown = [c for c in order if len(groups.get(c, ())) > 1][:limit]
     if not shown:
         return None
-    fig = figure(min(10.0, max(5.0, 0.55 * len(shown) + 2)), 3.6)
+    fig = figure(min(10.0, max(5.0, 0.8 * len(shown) + 2)), 3.8)
     ax = fig.subplots()
     data = [groups[c] for c in shown]
     ax.boxplot(data, widths=0.5, showfliers=False, medianprops={"color": ORANGE})
@@ -280,7 +280,9 @@ def replica_spread(df: pd.DataFrame, metric: str, labels: dict[str, str],
     for i, values in enumerate(data, start=1):
         ax.scatter(i + rng.uniform(-0.15, 0.15, len(values)), values, s=10, alpha=0.5,
                    color=BLUE)
-    ax.set_xticks(range(1, len(shown) + 1), [labels.get(c, c) for c in shown], fontsize=8)
+    # one parameter per line, so that every box keeps its name
+    ax.set_xticks(range(1, len(shown) + 1), [labels.get(c, c).replace(" ", "\n")
+                                             for c in shown], fontsize=8)
     style(ax, f"{metric} over replicas, per configuration (best first)", "", metric)
     return svg(fig)
 
@@ -305,7 +307,8 @@ def learning_curves(curves: dict[str, tuple[list[float], list[float]]],
                 label=label)
     style(ax, f"{key} during training ({len(curves)} trials)", x_name, key)
     if len(configs) > 1:
-        legend = ax.legend(fontsize=8, frameon=False, loc="best")
+        legend = ax.legend(fontsize=8, frameon=False, loc="upper left",
+                           bbox_to_anchor=(1.0, 1.0))
         for line in legend.get_lines():
             line.set_alpha(1.0)
     return svg(fig)

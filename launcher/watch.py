@@ -49,10 +49,13 @@ class Lane:
     finishes: deque[float] = field(default_factory=deque)  # unix times, last RATE_WINDOW s
     best: float | None = None
 
-    def rate(self, clock: float) -> float:
+    def rate(self, clock: float, since: float | None) -> float:
+        """Finishes per second over the last RATE_WINDOW seconds (or since the run's
+        first start, when that is more recent)."""
         while self.finishes and self.finishes[0] < clock - RATE_WINDOW:
             self.finishes.popleft()
-        return len(self.finishes) / RATE_WINDOW
+        window = min(RATE_WINDOW, clock - since) if since else RATE_WINDOW
+        return len(self.finishes) / max(window, 1.0)
 
 
 class RunTail:
@@ -153,7 +156,7 @@ def headline(tail: RunTail) -> str:
     counts = tail.counts()
     done = counts["succeeded"] + counts["failed"]
     clock = time.time()
-    rate = sum(lane.rate(clock) for lane in tail.lanes.values())
+    rate = sum(lane.rate(clock, tail.first_start) for lane in tail.lanes.values())
     parts = [f"{tail.label}: {tail.state}", f"finished {done}/{tail.planned}",
              f"failed {counts['failed']}"]
     if counts["other"]:
@@ -174,12 +177,13 @@ def lane_rows(tail: RunTail, now: float | None = None) -> list[list[str]]:
     if len(lanes) > MAX_LANES:
         lanes.sort(key=lambda lane: (-len(lane.running), lane.host))
         shown, rest = lanes[:MAX_LANES - 1], lanes[MAX_LANES - 1:]
+    since = tail.first_start
     rows = [[lane.host, _containers(lane, clock), str(lane.succeeded), str(lane.failed),
-             f"{lane.rate(clock):.2f}", _value(lane.best)] for lane in shown]
+             f"{lane.rate(clock, since):.2f}", _value(lane.best)] for lane in shown]
     if rest:
         rows.append([f"+{len(rest)} more hosts", str(sum(len(r.running) for r in rest)),
                      str(sum(r.succeeded for r in rest)), str(sum(r.failed for r in rest)),
-                     f"{sum(r.rate(clock) for r in rest):.2f}", ""])
+                     f"{sum(r.rate(clock, since) for r in rest):.2f}", ""])
     return rows
 
 
@@ -248,6 +252,8 @@ def _watch_rich(tail: RunTail, stream: TextIO, stop: threading.Event) -> None:
             stop.wait(REFRESH_SECONDS)
             tail.poll()
             live.update(rich_view(tail), refresh=True)
+        tail.poll()  # the last records, also when told to stop
+        live.update(rich_view(tail), refresh=True)
 
 
 def _watch_plain(tail: RunTail, stream: TextIO, stop: threading.Event) -> None:
@@ -259,7 +265,12 @@ def _watch_plain(tail: RunTail, stream: TextIO, stop: threading.Event) -> None:
             stream.write(headline(tail) + "\n")
             stream.flush()
             last = clock
-        if not tail.running or stop.is_set():
+        if not tail.running:
+            return
+        if stop.is_set():  # the run loop ended: say where it got to, once more
+            tail.poll()
+            stream.write(headline(tail) + "\n")
+            stream.flush()
             return
         stop.wait(REFRESH_SECONDS)
         tail.poll()

@@ -205,6 +205,10 @@ def test_options_before_the_file_latest_and_a_mistyped_command(tmp_path: Path) -
     assert launch("status", run_id[-4:], "--results", results).returncode == 0
     listed = json.loads(launch("ls", "--results", results, "--json").stdout)
     assert [r["run_id"] for r in listed] == [run_id]
+    verified = launch("verify", "latest", "--results", results, "--json")
+    assert verified.returncode == 2 and json.loads(verified.stdout)["compared"] == 0
+    hosts = json.loads(launch("hosts", str(path), "--no-image", "--json").stdout)
+    assert hosts["hosts"][0]["reachable"] is True and hosts["hosts"][0]["name"] == "local"
     mistyped = launch("rn", str(path))
     assert mistyped.returncode == 2 and "did you mean 'run'?" in mistyped.stderr
 
@@ -220,6 +224,10 @@ def test_status_watch_and_logs_follow_on_a_running_then_stopped_run(tmp_path: Pa
     assert all(len(r["container"]) == 12 and r["elapsed_s"] >= 0 for r in status["running"])
     watcher = subprocess.Popen([sys.executable, "-m", "launcher", "watch", str(run_path)],
                                text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    reporter = subprocess.Popen([sys.executable, "-m", "launcher", "report", str(run_path)],
+                                text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    page = run_path / "report.html"
+    wait_for(lambda: page.exists() and 'http-equiv="refresh"' in page.read_text(), 60)
     following = launch("logs", str(run_path), status["running"][0]["trial_id"], "-f")
     assert following.returncode == 0 and "following trial" in following.stderr
     proc.communicate(timeout=120)
@@ -229,6 +237,9 @@ def test_status_watch_and_logs_follow_on_a_running_then_stopped_run(tmp_path: Pa
     assert "watched/" in lines[0] and ": running" in lines[0]
     assert "finished 4/4" in lines[-1] and ": finished" in lines[-1]
     assert len({line.split("finished ")[1].split(",")[0] for line in lines}) >= 2  # updates
+    printed, said = reporter.communicate(timeout=60)  # it, too, ends with the run
+    assert reporter.returncode == 0 and Path(printed.strip()) == page
+    assert "reloads itself" in said and 'http-equiv="refresh"' not in page.read_text()
 
 
 def test_logs_follow_of_a_trial_that_never_ran_in_a_stopped_run(tmp_path: Path) -> None:
