@@ -92,18 +92,18 @@ def run_sweep(sweep: str | Path | SweepSpec, overrides: Overrides | None = None,
     """Run a sweep end to end. ``simple`` takes Overrides fields (replicas=30, ...).
 
     ``progress`` is "auto", "rich", "plain", "watch" (the live view of `launch watch`) or
-    "quiet" (the default for library use). ``on_run`` hears the run id first, before the
-    image is built.
+    "quiet" (the default for library use). ``on_run`` hears the run id as soon as the run
+    exists (after the image is built and the hosts are set up, before any trial).
     """
     from launcher.provenance import new_manifest
 
     spec = resolve_spec(sweep, overrides, **simple)
     plan = expand(spec)
     run_id = new_run_id()
-    if on_run:
-        on_run(f"run {run_id}  ({Path(spec.results) / spec.name / run_id})")
     with prepared_backend(spec, run_id, on_line) as (backend, image, ctx):
         run = RunDir.create(Path(spec.results), spec.name, run_id)
+        if on_run:  # the run exists from here on (a failed set-up starts none)
+            on_run(f"run {run_id}  ({run.path})")
         with run.locked():
             kinds = {p.name: p.kind for p in spec.parameters}
             run.start(sweep_text=spec.source_text,

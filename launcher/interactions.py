@@ -155,19 +155,24 @@ def parallel_coordinates(ok: pd.DataFrame, metric: str, goal: str, names: list[s
         shade = (y[k] - np.nanmin(y)) / span
         ax.plot(range(len(axes)), positions[k], color=colors(shade), alpha=0.8,
                 linewidth=2.2 if k == order[-1] else 1.2)
-    for i, labels in enumerate(ticks):
-        ax.axvline(i, color="#444444", linewidth=0.8)
-        for where, text in labels:
-            ax.text(i + 0.04, where, text, fontsize=8, va="center")
-    ax.set_xticks(range(len(axes)), axes)
-    ax.set_yticks([])
-    ax.set_xlim(-0.2, len(axes) - 0.5)
-    ax.set_ylim(-0.06, 1.06)
+    _draw_axes(ax, axes, ticks)
     style(ax, f"every configuration across the parameters, coloured by mean {metric}")
     ax.grid(False)
     for side in ("left", "bottom"):
         ax.spines[side].set_visible(False)
     return svg(fig)
+
+
+def _draw_axes(ax: Any, names: list[str], ticks: list[list[tuple[float, str]]]) -> None:
+    """A vertical axis per name with its end (or level) labels beside it."""
+    for i, labels in enumerate(ticks):
+        ax.axvline(i, color="#444444", linewidth=0.8)
+        for where, text in labels:
+            ax.text(i + 0.04, where, text, fontsize=8, va="center")
+    ax.set_xticks(range(len(names)), names)
+    ax.set_yticks([])
+    ax.set_xlim(-0.2, len(names) - 0.5)
+    ax.set_ylim(-0.06, 1.06)
 
 
 def _axis_positions(values: pd.Series[Any], recorded: bool | None,

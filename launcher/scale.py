@@ -42,6 +42,9 @@ if TYPE_CHECKING:
 
 COLUMNS = ("N", "run_id", "trials", "succeeded", "slots", "wall_s", "containers_per_s",
            "ideal_s", "ideal_per_s", "efficiency")
+# What a terminal shows first (it fits what it can): the measurement, then the bookkeeping.
+SHOWN = ("N", "wall_s", "ideal_s", "efficiency", "containers_per_s", "ideal_per_s",
+         "succeeded", "trials", "slots", "run_id")
 
 
 def parse_sizes(text: str) -> list[int]:
@@ -85,8 +88,9 @@ class ScaleStudy:
 
         lines = []
         if len(self.df):
-            shown = self.df.round({"wall_s": 2, "containers_per_s": 2, "ideal_s": 2,
-                                   "ideal_per_s": 2, "efficiency": 2})
+            shown = self.df[list(SHOWN)].round({"wall_s": 2, "containers_per_s": 2,
+                                                "ideal_s": 2, "ideal_per_s": 2,
+                                                "efficiency": 2})
             lines += [frame_text(shown).rstrip(), ""]
         if self.interrupted_at is not None:
             return "\n".join([*lines, f"interrupted at N={self.interrupted_at}: that size "

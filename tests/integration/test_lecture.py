@@ -145,6 +145,10 @@ def test_ctrl_c_during_scale_stops_the_study_and_resume_continues_it(tmp_path: P
     assert again.returncode == 0, again.stdout + again.stderr
     assert f"N=1 already done: {study['runs']['1']}" in again.stderr
     assert list(folder.glob("scale-*.svg")) and "verify: 4/4 trials" in again.stdout
+    page = next(folder.glob("scale-*.html")).read_text()
+    for fact in ("<td>sweep</td><td>scaled (", "<td>hosts</td><td>local (Docker ",
+                 "<td>date</td>", "<td>image</td><td>sha256:"):
+        assert fact in page, fact
 
 
 def test_double_ctrl_c_then_resume_reruns_the_stopped_trial(tmp_path: Path) -> None:
