@@ -7,14 +7,14 @@ STAMP := $(VENV)/.installed
 LAUNCH := $(VENV)/bin/launch
 DEMO_REPLICAS ?= 100
 
-.PHONY: demo test venv docker base-image test-hosts test-hosts-down ray-cluster browser lint unit bench clean-venv
+.PHONY: demo test venv docker base-image test-hosts test-hosts-down ray-cluster browser lint unit bench clean-venv wandb-sweeps
 
 ## demo: the main job: 100 replicas of the training image on the local Docker engine
 demo: venv docker base-image
 	$(LAUNCH) experiments/replicas.yaml --replicas $(DEMO_REPLICAS)
 
 ## test: lint, type-check and the whole test suite against real Docker engines and Ray
-test: lint docker base-image test-hosts browser
+test: lint docker base-image test-hosts browser wandb-sweeps
 	$(VENV)/bin/pytest
 
 venv: $(STAMP)
@@ -39,6 +39,9 @@ ray-cluster: venv test-hosts
 
 test-hosts-down:
 	@scripts/test-hosts.sh down
+
+wandb-sweeps:
+	@scripts/wandb-sweeps-venv.sh
 
 browser:
 	@scripts/ensure-browser.sh

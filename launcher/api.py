@@ -65,12 +65,19 @@ class RunResults:
 
     @property
     def ok(self) -> bool:
-        return bool((self.df["status"] == str(TrialStatus.SUCCEEDED)).all()) and \
-            not self.stopped
+        done = {"succeeded", "not_started"} if self.target_reached else {"succeeded"}
+        # after metric.target, trials left unstarted are fine
+        return bool(self.df["status"].isin(done).all()) and not self.stopped
+
+    @property
+    def target_reached(self) -> str:
+        """Which trial reached ``metric.target`` (empty when none did)."""
+        return self.outcome.target_reached if self.outcome else ""
 
     @property
     def exit_code(self) -> int:
-        """130 when interrupted, 0 when every trial succeeded, else 1."""
+        """130 when interrupted, 0 when every trial succeeded (or the target was
+        reached), else 1."""
         if self.interrupted:
             return EXIT_INTERRUPTED
         return EXIT_OK if self.ok else EXIT_FAILURE
@@ -101,7 +108,7 @@ def run_sweep(sweep: str | Path | SweepSpec, overrides: Overrides | None = None,
     plan = expand(spec)
     run_id = new_run_id()
     with prepared_backend(spec, run_id, on_line) as (backend, image, ctx):
-        run = RunDir.create(Path(spec.results), spec.name, run_id)
+        run = RunDir.create(Path(spec.results), spec.folder, run_id)
         if on_run:  # the run exists from here on (a failed set-up starts none)
             on_run(f"run {run_id}  ({run.path})")
         with run.locked():
@@ -195,7 +202,7 @@ def resume_or_run(spec: SweepSpec, *, resume: bool, retry_failed: bool = False,
     if not resume:
         return run_sweep(spec, progress=progress, on_line=on_line, on_run=on_run)
     sha = hashlib.sha256(spec.source_text.encode()).hexdigest()
-    previous, others = newest_run_of_file(Path(spec.results), spec.name, spec.source_path,
+    previous, others = newest_run_of_file(Path(spec.results), spec.folder, spec.source_path,
                                           sha)
     say = on_run or (lambda line: None)
     if previous is not None:
@@ -243,7 +250,7 @@ def execute(spec: SweepSpec, run: RunDir, backend: Backend, ctx: RunContext, pla
         ctx.on_container = lambda work, host, cid: started.add(
             work.trial.trial_id, work.attempt, host, cid)
         runner = Runner(backend, run, policy, on_result=view.finished_trial,
-                        argv_of=ctx.recorded_argv)
+                        target=spec.metric, argv_of=ctx.recorded_argv)
         return runner.execute(todo, start_attempts)
 
 
@@ -281,7 +288,8 @@ def finish_run(run: RunDir, backend: Backend, outcome: Outcome | None) -> pd.Dat
     else:
         state = RunState.STOPPED if why else RunState.FINISHED
     try:
-        run.finish(state=state, stopped_because=why, notes=backend.notes())
+        run.finish(state=state, stopped_because=why, notes=backend.notes(),
+                   target_reached=outcome.target_reached or None if outcome else None)
     except LauncherError:
         return None  # the manifest itself is unreadable: nothing more can be said
     return write_tables(run)

@@ -100,9 +100,12 @@ def resolve_environment(spec: SweepSpec) -> tuple[dict[str, str], dict[str, str]
 
 def container_settings(spec: SweepSpec, image: BuiltImage, run_id: str,
                        env: dict[str, str]) -> ContainerSettings:
+    from launcher.command import uses_params_file
+
     return ContainerSettings(
         image=image.id, run_id=run_id, sweep=spec.name, env=env, resources=spec.resources,
         network=spec.network, user=image.run_as(spec.user), outputs=spec.outputs,
         timeout=spec.timeout, stop_grace=spec.stop_grace, log_limit=spec.log_limit,
         outputs_limit=spec.outputs_limit,
-        mounts=tuple((m.kind, m.source, m.target) for m in spec.mounts))
+        mounts=tuple((m.kind, m.source, m.target) for m in spec.mounts),
+        params_file=uses_params_file(spec.command))

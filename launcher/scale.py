@@ -114,7 +114,7 @@ def scale_sweep(sweep: str | Path, sizes: Sequence[int], overrides: Overrides | 
 
     base = overrides or Overrides()
     spec = load_sweep(sweep, base)
-    folder = Path(spec.results) / spec.name
+    folder = Path(spec.results) / spec.folder
     sha = hashlib.sha256(spec.source_text.encode()).hexdigest()
     wanted = tuple(sorted(sizes))
     study = unfinished_study(folder, spec.source_path, sha, wanted) if resume else None

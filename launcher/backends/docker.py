@@ -133,7 +133,9 @@ class DockerBackend(Backend):
                     result.queued_at = work.queued_at
                     self._observe(slot, result)
                     finished.append(result)
-                # Refill the freed slots before the caller spends time recording results.
+                # Refill the freed slots before the caller spends time recording results
+                # (unless a result reached the sweep's target: then nothing new starts).
+                queue.settle(finished)
                 self._dispatch(queue, pool, inflight)
                 yield from finished
 

@@ -74,6 +74,7 @@ class ImageRecord:
 class MetricRecord:
     name: str
     goal: str = "minimize"
+    target: float | None = None  # metric.target: no new trial after one reaches it
 
 
 @dataclass(frozen=True)
@@ -219,7 +220,9 @@ class Manifest:
         raw = self.attrs.get("metric")
         if not isinstance(raw, dict) or not raw.get("name"):
             return None
-        return MetricRecord(str(raw["name"]), str(raw.get("goal") or "minimize"))
+        target = raw.get("target")
+        return MetricRecord(str(raw["name"]), str(raw.get("goal") or "minimize"),
+                            float(target) if target is not None else None)
 
     @property
     def metric_name(self) -> str | None:
@@ -287,6 +290,11 @@ class Manifest:
     @property
     def resumed_at(self) -> str | None:
         return self.attrs.get("resumed_at")
+
+    @property
+    def target_reached(self) -> str:
+        """Which trial reached ``metric.target`` (empty when none did)."""
+        return str(self.attrs.get("target_reached") or "")
 
     @property
     def notes(self) -> list[str]:
