@@ -111,12 +111,7 @@ def resume_run(ref: str | Path, results_root: str | Path = "results", *,
     with run.locked():
         spec, plan = replan(run)
         with prepared_backend(spec, run.run_id, on_line) as (backend, image, ctx):
-            expected = run.manifest()["image"]["id"]
-            if image.id != expected:
-                raise RunError(f"the image changed since run {run.run_id} started (now "
-                               f"{image.id[:19]}, the run used {expected[:19]})", run=str(
-                                   run.path), hint="restore the build context, or start a "
-                               "new run of the sweep")
+            check_same_image(run, image)
             by_id = {t.trial_id: t for t in plan.trials}
             for result in backend.adopt(by_id):
                 run.record(result)
@@ -133,6 +128,21 @@ def resume_run(ref: str | Path, results_root: str | Path = "results", *,
             finally:
                 table = finish_run(run, backend, outcome)
     return RunResults(run.path, outcome, backend.notes(), table)
+
+
+def check_same_image(run: RunDir, image: BuiltImage) -> None:
+    """A resumed run must use the image it started with; if not, say which files changed."""
+    from launcher.buildcontext import describe_changes
+    from launcher.store import recorded_build_inputs
+
+    expected = run.manifest()["image"]["id"]
+    if image.id == expected:
+        return
+    changes = describe_changes(recorded_build_inputs(run), image.inputs)
+    raise RunError(f"the image changed since run {run.run_id} started (now {image.id[:19]}, "
+                   f"the run used {expected[:19]}" + (f"; {changes})" if changes else ")"),
+                   run=str(run.path), hint="restore those files, or start a new run of the "
+                   "sweep")
 
 
 def resume_or_run(spec: SweepSpec, *, resume: bool, retry_failed: bool = False,
@@ -224,7 +234,8 @@ def connect_hosts(spec: SweepSpec) -> list[Host]:
     from launcher.hosts import connect_all
 
     return connect_all(spec.hosts, cpus_per_trial=spec.resources.cpus,
-                       max_parallel=spec.max_parallel)
+                       max_parallel=spec.max_parallel, gpus_per_trial=spec.resources.gpus,
+                       memory_per_trial=spec.resources.memory)
 
 
 def require_local_host(spec: SweepSpec) -> Host:
@@ -250,7 +261,9 @@ def local_host(spec: SweepSpec, required: bool = True) -> Host | None:
 def build(spec: SweepSpec, host: Host, on_line: LineSink | None = None) -> BuiltImage:
     from launcher.image import ensure_image
 
-    return ensure_image(host.client, spec.image, spec.base_dir, on_line)
+    # The results root and the sweep file are launcher inputs and outputs, never the job's.
+    leave_out = [Path(spec.results)] + ([Path(spec.source_path)] if spec.source_path else [])
+    return ensure_image(host.client, spec.image, spec.base_dir, on_line, leave_out=leave_out)
 
 
 def resolve_environment(spec: SweepSpec) -> tuple[dict[str, str], dict[str, str]]:
@@ -273,14 +286,20 @@ def resolve_environment(spec: SweepSpec) -> tuple[dict[str, str], dict[str, str]
 
 def container_settings(spec: SweepSpec, image: BuiltImage, run_id: str,
                        env: dict[str, str]) -> ContainerSettings:
+    from launcher.runtime import home_environment
+
+    res = spec.resources
     return ContainerSettings(
-        image=image.id, run_id=run_id, sweep=spec.name, env=env,
-        cpus=spec.resources.cpus, memory=spec.resources.memory, pids=spec.resources.pids,
-        gpus=spec.resources.gpus, network=spec.network, user=image.run_as(spec.user),
+        image=image.id, run_id=run_id, sweep=spec.name,
+        env={**home_environment(image.env), **env},  # the sweep's env wins
+        cpus=res.cpus, memory=res.memory, pids=res.pids, gpus=res.gpus, shm=res.shm,
+        tmp=res.tmp, network=spec.network, user=image.run_as(spec.user),
         outputs=spec.outputs,
         timeout=spec.timeout, stop_grace=spec.stop_grace, log_limit=spec.log_limit,
         outputs_limit=spec.outputs_limit,
-        mounts=tuple((m.kind, m.source, m.target) for m in spec.mounts))
+        mounts=tuple((m.kind, m.source, m.target) for m in spec.mounts),
+        metric=spec.metric.name if spec.metric else None,
+        strict_metrics=spec.strict_metrics)
 
 
 def write_run_files(run: RunDir, spec: SweepSpec, plan: Plan, image: BuiltImage,
@@ -310,7 +329,10 @@ def manifest(spec: SweepSpec, run: RunDir, image: BuiltImage, backend: Backend) 
         "method": spec.method, "replicas": spec.replicas, "seed": spec.seed,
         "seed_mode": spec.seed_mode,
         "metric": {"name": spec.metric.name, "goal": spec.metric.goal} if spec.metric else None,
-        "image": {"id": image.id, "tag": image.tag, "digest": image.digest, "base": image.base},
+        "image": {"id": image.id, "tag": image.tag, "digest": image.digest, "base": image.base,
+                  # issue 13: what the digest covers, with each context file's sha256, so
+                  # that resume can name what changed (read by store.recorded_build_inputs)
+                  "inputs": dict(image.inputs)},
         **backend.describe(),
     }
 

@@ -41,7 +41,7 @@ LAUNCHER_KEYS = ("image", "replicas", "seed", "seed_mode", "hosts", "backend", "
                  "resources", "timeout", "deadline", "stop_grace", "retries",
                  "no_retry_exit_codes", "max_consecutive_failures", "network", "env",
                  "outputs", "results", "max_parallel", "mounts", "user", "log_limit",
-                 "outputs_limit")
+                 "outputs_limit", "strict_metrics")
 TOP_KEYS = (*WANDB_KEYS, *WANDB_SERVICE_KEYS, *LAUNCHER_KEYS)
 
 
@@ -86,6 +86,7 @@ class SweepSpec:
     user: str | None = None
     log_limit: int = 2 * 1024 * 1024
     outputs_limit: int = 256 * 1024 * 1024
+    strict_metrics: bool = False  # a trial without metric.name in its metrics fails
     source_path: str | None = None
     source_text: str = ""
     overrides: Overrides = field(default_factory=Overrides)
@@ -209,6 +210,8 @@ def _launcher_keys(reader: Reader, data: dict[str, Any], source: str | None) -> 
         "network": reader.choice(data.get("network", "none"), ("network",), ("none", "bridge")),
         "env": parse_env(reader, data.get("env")),
         "outputs": reader.boolean(data.get("outputs", True), ("outputs",)),
+        "strict_metrics": reader.boolean(data.get("strict_metrics", False),
+                                         ("strict_metrics",)),
         "results": reader.string(data.get("results", "results"), ("results",)),
         "mounts": parse_mounts(reader, data.get("mounts"), base),
     }

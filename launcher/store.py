@@ -241,3 +241,10 @@ def iter_runs(results_root: Path) -> Iterator[Path]:
 def newest_run(results_root: Path, sweep_name: str) -> RunDir | None:
     runs = [d for d in iter_runs(results_root) if d.parent.name == sweep_name]
     return RunDir(runs[-1]) if runs else None
+
+
+# -- issue 13: the build inputs recorded with the run's image --------------------------
+def recorded_build_inputs(run: RunDir) -> dict[str, Any]:
+    """manifest.json's ``image.inputs``: the build args, base image IDs, wheels key and
+    the sha256 of every file of the build context (empty for runs made before it)."""
+    return dict((run.manifest().get("image") or {}).get("inputs") or {})

@@ -33,7 +33,7 @@ def print_plan(spec: SweepSpec, plan: Plan, fmt: str, out: TextIO) -> None:
 def print_run_summary(results: Any, *, as_json: bool, out: TextIO) -> int:
     """The end-of-run summary; returns the exit code (0 only if every trial succeeded)."""
     from launcher.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK
-    from launcher.results import summarize
+    from launcher.results import summarize, table_problems
     from launcher.store import RunDir
 
     df = results.df
@@ -45,10 +45,11 @@ def print_run_summary(results: Any, *, as_json: bool, out: TextIO) -> int:
     code = EXIT_INTERRUPTED if results.outcome.interrupted else EXIT_OK if results.ok \
         else EXIT_FAILURE
     resume = f"launch resume {results.run_dir}" if results.outcome.stopped else None
+    problems = table_problems(df, metric)
     if as_json:
         json.dump({"run_id": results.run_id, "run_dir": str(results.run_dir),
                    "trials": len(df), "status": counts, "stopped": results.outcome.stopped,
-                   "notes": results.notes, "resume": resume,
+                   "notes": results.notes, "problems": problems, "resume": resume,
                    "image_id": _first(df["image_id"]),
                    "configs": json.loads(by_config.to_json(orient="records"))}, out, indent=1)
         out.write("\n")
@@ -63,6 +64,8 @@ def print_run_summary(results: Any, *, as_json: bool, out: TextIO) -> int:
     out.write(f" on {len(hosts)} host{'s' if len(hosts) != 1 else ''} ({', '.join(hosts)})\n")
     for note in results.notes:
         out.write(f"note: {note}\n")
+    for problem in problems:
+        out.write(f"warning: {problem}\n")
     if results.outcome.stopped:
         out.write(f"stopped: {results.outcome.stopped}\n")
     out.write(f"run: {results.run_dir}\n")

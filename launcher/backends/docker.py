@@ -7,8 +7,8 @@ save -> load from the engine that built it, once per host, before any trial star
 One shared queue feeds the slots; each trial goes to the least-loaded healthy host;
 a global max_parallel caps the total. A host that stops answering is marked down and
 its trials come back as ``lost`` (the caller requeues them); a host that keeps failing
-trials while others succeed is quarantined. Unsupported: GPUs are requested from the
-engine (device requests) but untested here.
+trials while others succeed is quarantined. GPUs: each slot of a host owns its own
+device IDs (see :mod:`launcher.gpus`), passed to the engine as a device request.
 """
 
 from __future__ import annotations
@@ -43,6 +43,11 @@ class _Slot:
     streak_since: float = 0.0
     last_success: float = -1.0
     inflight: dict[str, Running] = field(default_factory=dict)
+    free_gpus: list[tuple[str, ...]] = field(default_factory=list)  # device groups not in use
+    gpus_of: dict[str, tuple[str, ...]] = field(default_factory=dict)  # trial -> its group
+
+    def __post_init__(self) -> None:
+        self.free_gpus = list(reversed(self.host.gpu_groups))
 
 
 class DockerBackend(Backend):
@@ -57,7 +62,7 @@ class DockerBackend(Backend):
         self._lock = threading.Lock()
         self._run: RunContext | None = None
         self._image: BuiltImage | None = None
-        self._notes: list[str] = []
+        self._notes: list[str] = [note for h in hosts for note in h.notes]
 
     # -- setup -----------------------------------------------------------------------------
     def setup(self, *, image: BuiltImage, run: RunContext) -> None:
@@ -117,9 +122,12 @@ class DockerBackend(Backend):
                 return
             slot.running += 1
             running = Running(slot.host.client.api)
+            # The slot's own GPUs: trials running at once on a host never share one.
+            devices = slot.free_gpus.pop() if slot.free_gpus else ()
             with self._lock:
                 slot.inflight[work.trial.trial_id] = running
-            inflight[pool.submit(self._run_one, slot, work, running)] = (work, slot)
+                slot.gpus_of[work.trial.trial_id] = devices
+            inflight[pool.submit(self._run_one, slot, work, running, devices)] = (work, slot)
 
     def _least_loaded(self) -> _Slot | None:
         free = [s for s in self._slots if not s.down and s.running < s.host.slots]
@@ -128,14 +136,16 @@ class DockerBackend(Backend):
     def _healthy(self) -> list[_Slot]:
         return [s for s in self._slots if not s.down]
 
-    def _run_one(self, slot: _Slot, work: Work, running: Running) -> TrialResult:
+    def _run_one(self, slot: _Slot, work: Work, running: Running,
+                 devices: tuple[str, ...] = ()) -> TrialResult:
         assert self._run is not None
         try:
             if self._run.on_start:
                 self._run.on_start(work, slot.host.name)
             argv = self._run.argv(work.trial)
             return run_trial(slot.host.client.api, work.trial, argv, self._run.settings,
-                             host=slot.host.name, attempt=work.attempt, running=running)
+                             host=slot.host.name, attempt=work.attempt, running=running,
+                             devices=devices)
         finally:
             with self._lock:
                 slot.inflight.pop(work.trial.trial_id, None)
@@ -144,6 +154,9 @@ class DockerBackend(Backend):
         """Track host health: down when it stops answering, quarantined when it keeps
         failing while other hosts succeed."""
         slot.running -= 1
+        devices = slot.gpus_of.pop(result.trial_id, ())
+        if devices:
+            slot.free_gpus.append(devices)
         clock = time.monotonic()
         if result.status is TrialStatus.SUCCEEDED:
             slot.streak, slot.last_success = 0, clock
