@@ -2,9 +2,9 @@
 
 Outputs that fit are copied as the engine's tar stream, byte for byte. Larger ones are
 not an error: the trial keeps its status and metrics, and its copy keeps whole files in
-archive order while they fit (``metrics.json`` always, when it is small), the rest is
-left out and the copy is marked truncated (a column of the results table, a line of
-the summary and of the report).
+archive order while they fit (``metrics.json`` always, when it is small; the whole
+archive is read to find it), the rest is left out and the copy is marked truncated (a
+column of the results table, a line of the summary and of the report).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from launcher.trial import METRICS_FILE, OUTPUTS_DIR
 
 SPOOL_BYTES = 8 * 1024 * 1024  # outputs larger than this are spooled to disk
 METRICS_MAX = 1024 * 1024  # a metrics.json this small is kept even past the limit
-SCAN_FACTOR = 4  # past the limit, read at most this many times the limit looking for it
 
 
 def copy_outputs(api: Any, cid: str, limit: int) -> tuple[IO[bytes] | None, bool]:
@@ -39,7 +38,7 @@ def copy_outputs(api: Any, cid: str, limit: int) -> tuple[IO[bytes] | None, bool
         spool.write(chunk)
         if size > limit:
             spool.seek(0)
-            truncated = _keep_what_fits(_Chained(spool, chunks, limit * SCAN_FACTOR), limit)
+            truncated = _keep_what_fits(_Chained(spool, chunks), limit)
             spool.close()
             return truncated, True
     spool.seek(0)
@@ -60,17 +59,17 @@ def _keep_what_fits(source: io.RawIOBase, limit: int) -> IO[bytes]:
                             metrics and member.size <= METRICS_MAX)):
                         dst.addfile(member, src.extractfile(member))
                         kept += member.size
-        except (tarfile.TarError, OSError):  # read as far as SCAN_FACTOR allows: enough
+        except (tarfile.TarError, OSError):  # a stream cut short: keep what was whole
             pass
     out.seek(0)
     return out
 
 
 class _Chained(io.RawIOBase):
-    """A file over what was spooled, then the rest of the engine's stream, cut at ``cap``."""
+    """A file over what was spooled, then the rest of the engine's stream."""
 
-    def __init__(self, head: IO[bytes], rest: Iterator[bytes], cap: int) -> None:
-        self.head, self.rest, self.left = head, rest, cap
+    def __init__(self, head: IO[bytes], rest: Iterator[bytes]) -> None:
+        self.head, self.rest = head, rest
         self.buffer = b""
 
     def readable(self) -> bool:
@@ -79,9 +78,8 @@ class _Chained(io.RawIOBase):
     def readinto(self, target: Any) -> int:
         if not self.buffer:
             self.buffer = self.head.read(len(target)) or next(self.rest, b"")
-        data = self.buffer[:min(len(target), self.left)]
+        data = self.buffer[:len(target)]
         self.buffer = self.buffer[len(data):]
-        self.left -= len(data)
         target[:len(data)] = data
         return len(data)
 
