@@ -80,11 +80,12 @@ class Context:
 
         from launcher.command import Argv
         from launcher.container import ContainerSettings
+        from launcher.sections import Resources
         from launcher.trial import Trial
 
         settings = ContainerSettings(image=self.image_id, run_id="bench", sweep="bench",
-                                     cpus=self.cpus, memory=MEMORY_BYTES, user=USER,
-                                     outputs=outputs)
+                                     resources=Resources(cpus=self.cpus, memory=MEMORY_BYTES),
+                                     user=USER, outputs=outputs)
         api = docker.APIClient(version="1.41")  # create_host_config needs no connection
         trial = Trial("0" * 12, "bench", 0, 0, 0, ())
         return dict(settings.create_kwargs(api, trial, Argv(None, list(NOOP)), 1))

@@ -125,12 +125,14 @@ def floor_loop(ctx: Context, n: int, name: str, outputs: bool) -> list[int]:
 
     from launcher.command import Argv
     from launcher.container import ContainerSettings
+    from launcher.sections import Resources
     from launcher.trial import Trial
 
     api = docker.APIClient(**docker.utils.kwargs_from_env(), version="auto",
                            max_pool_size=ctx.concurrency + 4)
-    settings = ContainerSettings(image=ctx.image_id, run_id=name, sweep=name, cpus=ctx.cpus,
-                                 memory=MEMORY_BYTES, user=USER, outputs=outputs)
+    settings = ContainerSettings(image=ctx.image_id, run_id=name, sweep=name,
+                                 resources=Resources(cpus=ctx.cpus, memory=MEMORY_BYTES),
+                                 user=USER, outputs=outputs)
     argv = Argv(None, list(NOOP))
 
     def one(i: int) -> int:

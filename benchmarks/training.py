@@ -24,12 +24,14 @@ def single_trial_times(ctx: Context, reps: int) -> tuple[list[float], list[float
     """Wall of one trial alone through launcher.container.run_trial (create .. remove),
     with the settings the sweep gives its containers, and its start..exit part.
     Returns (times, run times, problem)."""
-    from launcher.api import build, container_settings, local_host, resolve_spec
+    from launcher.api import resolve_spec
     from launcher.command import render
+    from launcher.hosts import connect_local
     from launcher.plan import expand
+    from launcher.prepare import build, container_settings
 
     spec = resolve_spec(SWEEP, None, replicas=1, results=str(ctx.tmp / "train-results"))
-    host = local_host(spec)
+    host = connect_local(cpus_per_trial=spec.resources.cpus)
     assert host is not None
     from launcher.container import run_trial
 

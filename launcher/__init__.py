@@ -1,6 +1,6 @@
 """launcher: run one ML experiment image at scale and collect one results table.
 
-The public API is small and lazy (importing it does not import docker or pandas):
+The public API is small, typed and lazy (importing it does not import docker or pandas):
 
     load_sweep(path, overrides=None) -> SweepSpec
     run_sweep(path_or_spec, ...) -> RunResults   (``.df`` is the results table)
@@ -15,29 +15,42 @@ The public API is small and lazy (importing it does not import docker or pandas)
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from launcher.errors import LauncherError
+from launcher.version import __version__ as __version__
 
-__all__ = ["LauncherError", "compare_runs", "load_results", "load_sweep", "open_results",
+if TYPE_CHECKING:  # what a type checker sees; at run time these load on first use
+    from launcher.api import RunResults, resume_run, run_sweep
+    from launcher.compare import Comparison, compare_runs
+    from launcher.report import write_report
+    from launcher.results import RunTable, load_results, open_results
+    from launcher.spec import SweepSpec, load_sweep
+    from launcher.verify import Verification, verify_runs
+
+__all__ = ["Comparison", "LauncherError", "RunResults", "RunTable", "SweepSpec",
+           "Verification", "compare_runs", "load_results", "load_sweep", "open_results",
            "resume_run", "run_sweep", "verify_runs", "write_report"]
-__version__ = "0.1.0"
 
 _LAZY = {
-    "load_sweep": "launcher.spec",
-    "run_sweep": "launcher.api",
-    "resume_run": "launcher.api",
-    "load_results": "launcher.results",
-    "open_results": "launcher.results",
-    "verify_runs": "launcher.verify",
-    "compare_runs": "launcher.compare",
+    "load_sweep": "launcher.spec", "SweepSpec": "launcher.spec",
+    "run_sweep": "launcher.api", "resume_run": "launcher.api", "RunResults": "launcher.api",
+    "load_results": "launcher.results", "open_results": "launcher.results",
+    "RunTable": "launcher.results",
+    "verify_runs": "launcher.verify", "Verification": "launcher.verify",
+    "compare_runs": "launcher.compare", "Comparison": "launcher.compare",
     "write_report": "launcher.report",
 }
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # the next access is a plain attribute
+        return value
     raise AttributeError(f"module 'launcher' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -33,19 +33,11 @@ class Cleaned:
     error: str = ""
 
 
-def hosts_of_run(run: RunDir) -> list[HostSpec]:
-    """The hosts a run used, from its manifest (the local engine for a Ray run)."""
-    manifest = run.manifest()
-    entries = manifest.get("hosts") or [{"name": "local", "url": "local"}]
-    return [HostSpec(url=h["url"], name=h["name"], cert_path=h.get("cert_path"))
-            for h in entries]
-
-
 def clean_runs(runs: list[RunDir]) -> list[Cleaned]:
     """Remove every container and volume labelled with any of ``runs``, on their hosts."""
     by_url: dict[str, tuple[HostSpec, list[str]]] = {}
     for run in runs:
-        for spec in hosts_of_run(run):
+        for spec in run.manifest().host_specs():
             by_url.setdefault(spec.url, (spec, []))[1].append(run.run_id)
     return [_clean_host(spec, [f"{LABEL_RUN}={r}" for r in run_ids])
             for spec, run_ids in by_url.values()]
@@ -56,7 +48,7 @@ def clean_all(results_root: Path) -> list[Cleaned]:
     host that any run under ``results_root`` used."""
     specs = {"local": HostSpec("local", "local")}
     for path in iter_runs(results_root):
-        for spec in hosts_of_run(RunDir(path)):
+        for spec in RunDir(path).manifest().host_specs():
             specs.setdefault(spec.url, spec)
     return [_clean_host(spec, None) for spec in specs.values()]
 

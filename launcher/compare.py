@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from launcher.defaults import RESULTS_ROOT
 from launcher.errors import EXIT_FAILURE, EXIT_OK, UsageError
 from launcher.listing import short_image
 from launcher.trial import TrialStatus
@@ -188,7 +189,7 @@ def compare_tables(a: pd.DataFrame, b: pd.DataFrame, *, metric: str | None = Non
     return Comparison(names[0], names[1], align(a, b), metric, goal, rtol, atol, notes)
 
 
-def compare_runs(run_a: str | Path, run_b: str | Path, results_root: str | Path = "results",
+def compare_runs(run_a: str | Path, run_b: str | Path, results_root: str | Path = RESULTS_ROOT,
                  *, rtol: float = 0.0, atol: float = 0.0) -> Comparison:
     """Compare run B against run A (run directories, or run ids or prefixes). The metric
     and goal judged for regressions are B's sweep's (A's when B names none)."""

@@ -15,12 +15,14 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from launcher import defaults
+from launcher.clock import from_docker, now, seconds_since_docker
 from launcher.engine import WAIT_SLICE, short_error
 from launcher.outputs import copy_outputs, metrics_from_tar
 from launcher.runtime import HOME, device_requests, tmpfs_options
+from launcher.sections import Resources
 from launcher.trial import (
     ENV_PARAMS,
     ENV_SEED,
@@ -43,9 +45,6 @@ if TYPE_CHECKING:
 
     from launcher.command import Argv
 
-DEFAULT_TMP = 256 * 1024 * 1024
-
-
 @dataclass(frozen=True)
 class ContainerSettings:
     """Everything about a trial's container that is the same for every trial of a run."""
@@ -54,19 +53,14 @@ class ContainerSettings:
     run_id: str
     sweep: str
     env: dict[str, str] = field(default_factory=dict)
-    cpus: float = 1.0
-    memory: int = 2 * 1024**3
-    pids: int = 512
-    gpus: int = 0
-    shm: int | None = None  # /dev/shm size; None: the engine's default (64 MiB)
-    tmp: int = DEFAULT_TMP  # size of the /tmp tmpfs, and of the HOME tmpfs
-    network: str = "none"
+    resources: Resources = field(default_factory=Resources)
+    network: str = defaults.NETWORK
     user: str | None = None
     outputs: bool = True
     timeout: float | None = None
-    stop_grace: float = 10.0
-    log_limit: int = 2 * 1024 * 1024
-    outputs_limit: int = 256 * 1024 * 1024
+    stop_grace: float = defaults.STOP_GRACE
+    log_limit: int = defaults.LOG_LIMIT
+    outputs_limit: int = defaults.OUTPUTS_LIMIT
     mounts: tuple[tuple[str, str, str], ...] = ()  # (kind, source, target), read-only
     metric: str | None = None  # the sweep's metric.name
     strict_metrics: bool = False  # a success without ``metric`` is a failed trial
@@ -79,9 +73,10 @@ class ContainerSettings:
 
         env = {**self.env, ENV_TRIAL_ID: trial.trial_id, ENV_SEED: str(trial.seed),
                ENV_PARAMS: json.dumps(trial.nested_params(), ensure_ascii=False)}
-        tmpfs = {"/tmp": tmpfs_options(self.tmp, None), HOME: tmpfs_options(self.tmp, self.user)}
+        res = self.resources
+        tmpfs = {"/tmp": tmpfs_options(res.tmp, None), HOME: tmpfs_options(res.tmp, self.user)}
         if not self.outputs:  # nothing to copy back: a tmpfs is cheaper than a volume
-            tmpfs[OUTPUTS_DIR] = tmpfs_options(self.tmp, self.user)
+            tmpfs[OUTPUTS_DIR] = tmpfs_options(res.tmp, self.user)
         labels = {LABEL_MANAGED: "true", LABEL_RUN: self.run_id, LABEL_SWEEP: self.sweep,
                   LABEL_TRIAL: trial.trial_id, LABEL_ATTEMPT: str(attempt)}
         mounts = [Mount(target=t, source=s, type=k, read_only=True) for k, s, t in self.mounts]
@@ -91,10 +86,10 @@ class ContainerSettings:
         host_config = api.create_host_config(
             network_mode=self.network, cap_drop=["ALL"],
             security_opt=["no-new-privileges"], read_only=True, privileged=False,
-            tmpfs=tmpfs, mem_limit=self.memory, memswap_limit=self.memory,
-            nano_cpus=int(self.cpus * 1e9), pids_limit=self.pids, init=True,
-            mounts=mounts or None, shm_size=self.shm,
-            device_requests=device_requests(devices, self.gpus))
+            tmpfs=tmpfs, mem_limit=res.memory, memswap_limit=res.memory,
+            nano_cpus=int(res.cpus * 1e9), pids_limit=res.pids, init=True,
+            mounts=mounts or None, shm_size=res.shm,
+            device_requests=device_requests(devices, res.gpus))
         return {"image": self.image, "command": argv.command, "entrypoint": argv.entrypoint,
                 "environment": env, "labels": labels, "user": self.user or "",
                 "host_config": host_config, "network_disabled": self.network == "none"}
@@ -154,17 +149,17 @@ def adopt_trial(api: docker.APIClient, container: dict[str, Any], trial: Trial,
     if state.get("Status") == "created":
         _remove(api, cid)
         return None
-    result.started_at = _iso(state.get("StartedAt"))
+    result.started_at = from_docker(state.get("StartedAt"))
 
     def steps() -> None:
         left = None
         if settings.timeout is not None:
-            left = max(0.0, settings.timeout - _age(state.get("StartedAt")))
+            left = max(0.0, settings.timeout - seconds_since_docker(state.get("StartedAt")))
         exit_code = _wait(api, cid, settings, result, left)
         finished = api.inspect_container(cid)["State"]
-        result.finished_at = _iso(finished.get("FinishedAt"))
-        result.duration_s = round(_age(state.get("StartedAt")) - _age(
-            finished.get("FinishedAt")), 3)
+        result.finished_at = from_docker(finished.get("FinishedAt"))
+        result.duration_s = round(seconds_since_docker(state.get("StartedAt"))
+                                  - seconds_since_docker(finished.get("FinishedAt")), 3)
         _finish(api, cid, exit_code, settings, result, running)
 
     return _guarded(api, result, running, steps)
@@ -195,25 +190,6 @@ def _finish(api: Any, cid: str, exit_code: int, settings: ContainerSettings,
             result: TrialResult, running: Running) -> None:
     _collect(api, cid, settings, result)
     _classify(api, cid, exit_code, settings, result, running)
-
-
-def _iso(docker_time: str | None) -> str | None:
-    """Docker's nanosecond RFC 3339 time -> the table's millisecond ISO form."""
-    if not docker_time or docker_time.startswith("0001-"):
-        return None
-    return docker_time[:23].rstrip("Z") + "Z"
-
-
-def _age(docker_time: str | None) -> float:
-    """Seconds since a Docker timestamp (0 when unknown)."""
-    if not docker_time or docker_time.startswith("0001-"):
-        return 0.0
-    when = datetime.fromisoformat(docker_time[:26].rstrip("Z")).replace(tzinfo=UTC)
-    return (datetime.now(UTC) - when).total_seconds()
-
-
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _wait(api: Any, cid: str, settings: ContainerSettings, result: TrialResult,
@@ -272,7 +248,7 @@ def _classify(api: Any, cid: str, exit_code: int | None, settings: ContainerSett
         result.status = TrialStatus.SUCCEEDED
     elif api.inspect_container(cid)["State"].get("OOMKilled"):
         result.status = TrialStatus.OOM_KILLED
-        result.reason = f"killed: out of memory (limit {settings.memory // 2**20} MiB)"
+        result.reason = f"killed: out of memory (limit {settings.resources.memory // 2**20} MiB)"
     else:
         result.status = TrialStatus.FAILED
         result.reason = f"exit code {exit_code}: {last_error_line(result.log)}"[:300]

@@ -19,14 +19,13 @@ def follow_log(run: RunDir, trial_id: str, out: TextIO) -> bool:
     Waits (bounded) for the container to appear when the trial is still queued, and
     stops waiting as soon as the trial is recorded.
     """
-    from launcher.cleanup import hosts_of_run
     from launcher.hosts import connect
 
     deadline = time.monotonic() + MAX_WAIT_SECONDS
     while time.monotonic() < deadline:
-        if any(r["trial_id"] == trial_id for r in run.records()):
+        if run.has_record(trial_id):
             return False
-        for spec in hosts_of_run(run):
+        for spec in run.manifest().host_specs():
             try:
                 host = connect(spec)
             except HostError:

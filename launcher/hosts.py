@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from launcher.engine import API_TIMEOUT, MIN_API_VERSION
 from launcher.errors import HostError
 from launcher.sections import HostSpec
+from launcher.store.manifest import HostRecord
 
 if TYPE_CHECKING:
     import docker
@@ -45,16 +46,16 @@ class Host:
     def name(self) -> str:
         return self.spec.name
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> HostRecord:
         """Provenance for the manifest (never secrets)."""
         info = self.info
-        return {"name": self.name, "url": self.spec.url, "slots": self.slots,
-                "cert_path": self.spec.cert_path,
-                "engine_version": info.get("ServerVersion"), "engine_id": info.get("ID"),
-                "engine_name": info.get("Name"), "cpus": info.get("NCPU"),
-                "memory": info.get("MemTotal"), "kernel": info.get("KernelVersion"),
-                "os": info.get("OperatingSystem"), "arch": info.get("Architecture"),
-                "cpu_model": info.get("cpu_model", "")}
+        return HostRecord(name=self.name, url=self.spec.url, slots=self.slots,
+                          cert_path=self.spec.cert_path,
+                          engine_version=info.get("ServerVersion"), engine_id=info.get("ID"),
+                          engine_name=info.get("Name"), cpus=info.get("NCPU"),
+                          memory=info.get("MemTotal"), kernel=info.get("KernelVersion"),
+                          os=info.get("OperatingSystem"), arch=info.get("Architecture"),
+                          cpu_model=info.get("cpu_model", ""))
 
     def close(self) -> None:
         with contextlib.suppress(Exception):  # a dead connection must not hide the problem
@@ -289,3 +290,14 @@ def _local_cpu_model() -> str:
         return _cpu_model(Path("/proc/cpuinfo").read_text()) or platform.processor()
     except OSError:
         return platform.processor()
+
+
+def connect_local(*, cpus_per_trial: float = 1.0, required: bool = True) -> Host | None:
+    """The local engine (DOCKER_HOST or the default socket), where images are built;
+    None when it does not answer and it is not ``required``."""
+    try:
+        return connect(HostSpec("local", "local"), cpus_per_trial=cpus_per_trial)
+    except HostError:
+        if required:
+            raise
+        return None

@@ -7,15 +7,16 @@ is still writing to it.
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from launcher.errors import UsageError
-from launcher.store import LOCK, RunDir, best_records, find_run, iter_runs
+from launcher.clock import parse_time, short_time
+from launcher.defaults import RESULTS_ROOT
+from launcher.errors import LauncherError, UsageError
+from launcher.store import RunDir, RunState, TrialRecord, find_run, iter_runs
 from launcher.trial import TrialStatus
 
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 LS_COLUMNS = ("sweep", "run_id", "date", "state", "trials", "succeeded", "image_id", "hosts")
 
 
-def list_runs(results_root: str | Path = "results") -> pd.DataFrame:
+def list_runs(results_root: str | Path = RESULTS_ROOT) -> pd.DataFrame:
     """One row per run under the results root, oldest first (columns: LS_COLUMNS)."""
     import pandas as pd
 
@@ -39,16 +40,15 @@ def list_runs(results_root: str | Path = "results") -> pd.DataFrame:
 def _run_row(run: RunDir) -> dict[str, Any]:
     try:
         manifest = run.manifest()
-        planned = len(run.plan()["trials"])
-    except (OSError, ValueError, KeyError):
+        planned = len(run.plan())
+    except LauncherError:
         return {"sweep": run.path.parent.name, "run_id": run.run_id, "state": "unreadable"}
-    records = best_records(run.records())
-    succeeded = sum(r["status"] == TrialStatus.SUCCEEDED for r in records.values())
-    image = (manifest.get("image") or {}).get("id") or ""
-    hosts = [h.get("name") or h.get("url") or "?" for h in manifest.get("hosts") or []]
-    return {"sweep": manifest.get("sweep", run.path.parent.name), "run_id": run.run_id,
-            "date": _short_time(manifest.get("created_at")), "state": manifest.get("state"),
-            "trials": planned, "succeeded": succeeded, "image_id": short_image(image),
+    records = run.best()
+    succeeded = sum(r.status is TrialStatus.SUCCEEDED for r in records.values())
+    hosts = [h.name or h.url for h in manifest.hosts]
+    return {"sweep": manifest.sweep or run.path.parent.name, "run_id": run.run_id,
+            "date": short_time(manifest.created_at), "state": str(run.state(manifest)),
+            "trials": planned, "succeeded": succeeded, "image_id": short_image(manifest.image.id),
             "hosts": ",".join(hosts)}
 
 
@@ -58,21 +58,6 @@ def short_image(image_id: str | None) -> str:
         return ""
     algo, _, digest = str(image_id).rpartition(":")
     return f"{algo or 'sha256'}:{digest[:12]}"
-
-
-def _short_time(stamp: str | None) -> str:
-    return stamp.replace("T", " ").rstrip("Z")[:19] if stamp else ""
-
-
-def parse_time(stamp: Any) -> datetime | None:
-    """An ISO UTC time of a record (``...Z``) as an aware datetime; None when absent."""
-    if not stamp or not isinstance(stamp, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(stamp)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 # -- status of one run ---------------------------------------------------------------------
@@ -138,34 +123,30 @@ class RunStatus:
         return "\n".join(lines) + "\n"
 
 
-def run_status(run: str | Path, results_root: str | Path = "results") -> RunStatus:
+def run_status(run: str | Path, results_root: str | Path = RESULTS_ROOT) -> RunStatus:
     """How far a run (a run directory, or a run id or prefix) has got."""
     run_dir = find_run(str(run), Path(results_root))
     manifest = run_dir.manifest()
-    records = list(best_records(run_dir.records()).values())
-    state = str(manifest.get("state") or "unknown")
-    holder = _lock_holder(run_dir) if state == "running" else ""
-    if state == "running" and not holder:
-        state = "abandoned"  # the launcher died without closing the run: `launch resume`
-    slots = int(manifest.get("max_parallel") or
-                sum(int(h.get("slots") or 1) for h in manifest.get("hosts") or []) or 1)
-    starts = [t for t in (parse_time(r.get("started_at")) for r in records) if t]
-    finishes = [t for t in (parse_time(r.get("finished_at")) for r in records) if t]
-    return RunStatus(run_dir.path, state, holder, len(run_dir.plan()["trials"]),
-                     dict(Counter(str(r["status"]) for r in records)), slots,
+    records = list(run_dir.best().values())
+    state = run_dir.state(manifest)
+    holder = run_dir.holder() if state is RunState.RUNNING else ""
+    starts = [t for t in (parse_time(r.started_at) for r in records) if t]
+    finishes = [t for t in (parse_time(r.finished_at) for r in records) if t]
+    return RunStatus(run_dir.path, str(state), holder, len(run_dir.plan()),
+                     dict(Counter(str(r.status) for r in records)), manifest.slots,
                      per_host_table(records), min(starts, default=None),
                      max(finishes, default=None))
 
 
-def per_host_table(records: list[dict[str, Any]]) -> pd.DataFrame:
+def per_host_table(records: list[TrialRecord]) -> pd.DataFrame:
     """Finished trials per host: counts per status, mean duration, last finish time."""
     import pandas as pd
 
     if not records:
         return pd.DataFrame(columns=["host", "finished"])
-    df = pd.DataFrame([{"host": r.get("host") or "(none)", "status": r["status"],
-                        "duration_s": r.get("duration_s"),
-                        "finished_at": _short_time(r.get("finished_at"))[11:]}
+    df = pd.DataFrame([{"host": r.host or "(none)", "status": str(r.status),
+                        "duration_s": r.duration_s,
+                        "finished_at": short_time(r.finished_at)[11:]}
                        for r in records])
     counts = pd.crosstab(df["host"], df["status"])
     out = counts.sum(axis=1).to_frame("finished").join(counts)
@@ -173,25 +154,3 @@ def per_host_table(records: list[dict[str, Any]]) -> pd.DataFrame:
     out["mean_s"] = grouped["duration_s"].mean().round(2)
     out["last"] = grouped["finished_at"].max()
     return out.reset_index()
-
-
-def _lock_holder(run: RunDir) -> str:
-    """"pid N on HOST" when a live launcher holds the run; empty when nobody does.
-    A holder on another machine cannot be checked and is assumed alive."""
-    path = run.path / LOCK
-    try:
-        text = path.read_text().strip()
-    except OSError:
-        return ""
-    parts = text.split()
-    if len(parts) != 4 or parts[0] != "pid" or not parts[1].isdigit():
-        return ""
-    if parts[3] != os.uname().nodename:
-        return text
-    try:
-        os.kill(int(parts[1]), 0)
-    except ProcessLookupError:
-        return ""
-    except PermissionError:
-        return text
-    return text

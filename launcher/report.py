@@ -17,8 +17,9 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from launcher.defaults import RESULTS_ROOT
 from launcher.listing import short_image
-from launcher.store import RunDir, atomic_write, find_run
+from launcher.store import Manifest, RunDir, atomic_write, find_run
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -45,7 +46,7 @@ th{background:#fafafa}td.num{text-align:right;font-variant-numeric:tabular-nums}
 """
 
 
-def write_report(run: str | Path, results_root: str | Path = "results",
+def write_report(run: str | Path, results_root: str | Path = RESULTS_ROOT,
                  output: str | Path | None = None) -> Path:
     """Write the HTML report of a run (default: report.html in the run directory)."""
     run_dir = find_run(str(run), Path(results_root))
@@ -56,13 +57,12 @@ def write_report(run: str | Path, results_root: str | Path = "results",
 
 def build_report(run: RunDir) -> str:
     """The report's HTML text."""
-    from launcher.results import RunTable, build_table, sweep_metric
+    from launcher.results import table_of
     from launcher.verify import verify_runs
 
     manifest = run.manifest()
     verification = verify_runs([run.path])
-    metric, goal = sweep_metric(run)
-    table = RunTable(run.path, str(manifest.get("sweep", "")), build_table(run), metric, goal)
+    table = table_of(run)
     labels = config_labels(table.df)
     body = [summary_section(table, manifest), verdict(verification),
             best_section(table, labels),
@@ -121,28 +121,28 @@ def config_labels(df: pd.DataFrame) -> dict[str, str]:
 
 
 # -- sections -----------------------------------------------------------------------------------
-def summary_section(table: RunTable, manifest: dict[str, Any]) -> str:
+def summary_section(table: RunTable, manifest: Manifest) -> str:
     from launcher.timeline import spans
 
     df = table.df
     counts = df["status"].value_counts()
     items = spans(df)
     wall = max((e for _, e, _, _ in items), default=0.0)
-    hosts = [f"{h.get('name')} (engine {h.get('engine_version') or '?'}, {h.get('cpus') or '?'}"
-             f" CPUs, {h.get('slots') or '?'} slots)" for h in manifest.get("hosts") or []]
-    image = manifest.get("image") or {}
-    facts = [("run", f"{table.sweep}/{table.run_id} ({manifest.get('state')})"),
-             ("created", f"{manifest.get('created_at')}, finished {manifest.get('finished_at')}"),
+    hosts = [f"{h.name} (engine {h.engine_version or '?'}, {h.cpus or '?'} CPUs, "
+             f"{h.slots or '?'} slots)" for h in manifest.hosts]
+    image = manifest.image
+    facts = [("run", f"{table.sweep}/{table.run_id} ({manifest.state})"),
+             ("created", f"{manifest.created_at}, finished {manifest.finished_at}"),
              ("trials", f"{len(df)}: " + ", ".join(f"{n} {s}" for s, n in counts.items())),
-             ("image", f"{image.get('id', '')} ({image.get('tag', '')})"),
-             ("backend", f"{manifest.get('backend')} on {len(hosts)} host(s): " + "; ".join(hosts)),
+             ("image", f"{image.id} ({image.tag or ''})"),
+             ("backend", f"{manifest.backend} on {len(hosts)} host(s): " + "; ".join(hosts)),
              ("wall time", f"{wall:.1f} s from the first container start to the last finish, "
                            f"{len(items) / wall if wall else 0:.2f} containers/s"),
              ("metric", f"{table.metric} ({table.goal})" if table.metric else "none named"),
-             ("seeds", f"seed {manifest.get('seed')}, seed_mode {manifest.get('seed_mode')}, "
-                       f"{manifest.get('replicas')} replicas per configuration")]
+             ("seeds", f"seed {manifest.seed}, seed_mode {manifest.seed_mode}, "
+                       f"{manifest.replicas} replicas per configuration")]
     rows = "".join(f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in facts)
-    description = manifest.get("description") or ""
+    description = manifest.description
     warnings = "".join(note(f"warning: {p}") for p in table.problems())
     return (f"<h1>{esc(table.sweep)}</h1><p class=\"sub\">{esc(description)}</p>"
             f"<table class=\"facts\">{rows}</table>{warnings}")
@@ -184,7 +184,7 @@ def curves_section(run: RunDir, table: RunTable, labels: dict[str, str]) -> str:
     from launcher.plots import learning_curves
 
     ok = table.df[table.df["status"] == "succeeded"].head(MAX_CURVES)
-    histories = {t: read_history(run.path / "history" / f"{t}.jsonl") for t in ok["trial_id"]}
+    histories = {t: read_history(run.history_path(t)) for t in ok["trial_id"]}
     key, x_name = curve_keys(histories, table.metric)
     if not key:
         return section("Learning curves", note("No trial wrote a history (JSON lines with "

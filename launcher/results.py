@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from launcher.store import RunDir, atomic_write, best_records, find_run
+from launcher.defaults import RESULTS_ROOT
+from launcher.store import RunDir, TrialRecord, atomic_write, find_run
 from launcher.trial import TrialStatus, pluck
 
 if TYPE_CHECKING:
@@ -26,7 +27,7 @@ OUTCOME_COLUMNS = ("status", "reason", "exit_code", "host", "image_id", "contain
                    "outputs_truncated")
 
 
-def load_results(run: str | Path, results_root: str | Path = "results") -> pd.DataFrame:
+def load_results(run: str | Path, results_root: str | Path = RESULTS_ROOT) -> pd.DataFrame:
     """The results table of a run (a run directory, or a run id or prefix)."""
     return build_table(find_run(str(run), Path(results_root)))
 
@@ -36,26 +37,27 @@ def build_table(run: RunDir) -> pd.DataFrame:
     import pandas as pd
 
     plan = run.plan()
-    names: list[str] = plan["parameters"]
-    records = best_records(run.records())
+    names = plan.parameters
+    records = run.best()
     rows = []
     metric_names: dict[str, None] = {}
     extra_names: dict[str, None] = {}
-    for trial in plan["trials"]:
-        row: dict[str, Any] = {k: trial[k] for k in BASE_COLUMNS}
+    for trial in plan.trials:
+        row: dict[str, Any] = {"trial_id": trial.trial_id, "config_id": trial.config_id,
+                               "replica": trial.replica, "seed": trial.seed}
         for name in names:
-            row[f"param.{name}"] = _scalar(pluck(trial["params"], name))
-        record = records.get(trial["trial_id"])
+            row[f"param.{name}"] = _scalar(pluck(trial.params, name))
+        record = records.get(trial.trial_id)
         if record is None:
-            row.update({k: None for k in OUTCOME_COLUMNS})
+            row.update(dict.fromkeys(OUTCOME_COLUMNS))
             row["status"] = str(TrialStatus.NOT_STARTED)
             row["reason"] = "not run (yet)"
         else:
-            row.update({k: record.get(k) for k in OUTCOME_COLUMNS})
-            for key, value in (record.get("metrics") or {}).items():
+            row.update(outcome_row(record))
+            for key, value in record.metrics.items():
                 metric_names[key] = None
                 row[f"metric.{key}"] = _scalar(value)
-            for key, value in (record.get("extra") or {}).items():
+            for key, value in record.extra.items():
                 extra_names[key] = None
                 row[key] = _scalar(value)
         rows.append(row)
@@ -64,8 +66,18 @@ def build_table(run: RunDir) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=columns)
     for column in ("exit_code", "attempt"):
         df[column] = df[column].astype("Int64")
-    df["outputs_truncated"] = df["outputs_truncated"].eq(True)  # absent in a record: False
+    df["outputs_truncated"] = df["outputs_truncated"].eq(True)  # not started: False
     return df
+
+
+def outcome_row(record: TrialRecord) -> dict[str, Any]:
+    """The table's outcome columns (OUTCOME_COLUMNS) of one record."""
+    return {"status": str(record.status), "reason": record.reason,
+            "exit_code": record.exit_code, "host": record.host, "image_id": record.image_id,
+            "container_id": record.container_id, "attempt": record.attempt,
+            "queued_at": record.queued_at, "started_at": record.started_at,
+            "finished_at": record.finished_at, "duration_s": record.duration_s,
+            "outputs_truncated": record.outputs_truncated}
 
 
 def _scalar(value: Any) -> Any:
@@ -158,23 +170,28 @@ class RunTable:
         return table_problems(self.df, self.metric)
 
 
-def open_results(run: str | Path, results_root: str | Path = "results") -> RunTable:
+def open_results(run: str | Path, results_root: str | Path = RESULTS_ROOT) -> RunTable:
     """The results of a run (a run directory, or a run id or unique prefix)."""
     run_dir = find_run(str(run), Path(results_root))
-    metric, goal = sweep_metric(run_dir)
-    return RunTable(run_dir.path, str(run_dir.manifest().get("sweep", run_dir.path.parent.name)),
-                    build_table(run_dir), metric, goal)
+    return table_of(run_dir)
 
 
-def results_by_config(run: str | Path, results_root: str | Path = "results") -> pd.DataFrame:
+def table_of(run: RunDir) -> RunTable:
+    """The RunTable of an open run directory."""
+    manifest = run.manifest()
+    return RunTable(run.path, manifest.sweep or run.path.parent.name, build_table(run),
+                    manifest.metric_name, manifest.goal)
+
+
+def results_by_config(run: str | Path, results_root: str | Path = RESULTS_ROOT) -> pd.DataFrame:
     """``launch results RUN --by config`` as a DataFrame."""
     return open_results(run, results_root).by_config()
 
 
 def sweep_metric(run: RunDir) -> tuple[str | None, str]:
-    """The sweep's metric name (or None) and goal, from manifest.json."""
-    metric = run.manifest().get("metric") or {}
-    return metric.get("name"), str(metric.get("goal") or "minimize")
+    """The sweep's metric name (or None) and goal, from the run's manifest."""
+    manifest = run.manifest()
+    return manifest.metric_name, manifest.goal
 
 
 def metric_columns(df: pd.DataFrame) -> list[str]:

@@ -129,7 +129,7 @@ def measure(runs: Sequence[tuple[int, Path]]) -> pd.DataFrame:
         durations = [e - s for s, e, _, _ in items]
         if unit is None and durations:
             unit = statistics.median(durations)
-        slots = run_slots(run.manifest())
+        slots = run.manifest().slots
         ideal = math.ceil(len(df) / slots) * (unit or 0.0)
         rows.append({"N": n, "run_id": run.run_id, "trials": len(df),
                      "succeeded": int((df["status"] == "succeeded").sum()), "slots": slots,
@@ -137,13 +137,6 @@ def measure(runs: Sequence[tuple[int, Path]]) -> pd.DataFrame:
                      "ideal_s": ideal, "ideal_per_s": len(df) / ideal if ideal else None,
                      "efficiency": ideal / wall if wall else None})
     return pd.DataFrame(rows, columns=list(COLUMNS))
-
-
-def run_slots(manifest: dict[str, Any]) -> int:
-    """Concurrent containers the run could have: max_parallel, else the hosts' slots."""
-    hosts = sum(int(h.get("slots") or 1) for h in manifest.get("hosts") or [])
-    limit = manifest.get("max_parallel")
-    return max(1, min(int(limit), hosts) if limit and hosts else int(limit or hosts or 1))
 
 
 def scale_plot(df: pd.DataFrame) -> bytes:

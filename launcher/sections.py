@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from launcher import defaults
 from launcher.command import ENVVAR_MACRO
 from launcher.schema import Reader, scalar_text
 from launcher.units import parse_memory
@@ -45,13 +46,23 @@ class HostSpec:
 
 
 @dataclass(frozen=True)
+class RaySection:
+    """The sweep's ``ray:`` section: the cluster to hand trials to (None: an embedded,
+    local Ray just for the run)."""
+
+    address: str | None = None
+
+
+@dataclass(frozen=True)
 class Resources:
-    cpus: float = 1.0
-    memory: int = 2 * 1024**3
-    pids: int = 512
-    gpus: int = 0
+    """What one trial's container may use (the engine enforces it)."""
+
+    cpus: float = defaults.CPUS
+    memory: int = defaults.MEMORY
+    pids: int = defaults.PIDS
+    gpus: int = defaults.GPUS
     shm: int | None = None  # /dev/shm; None: the engine's default (64 MiB)
-    tmp: int = 256 * 1024**2  # the /tmp tmpfs (and the HOME tmpfs)
+    tmp: int = parse_memory(defaults.TMP_SIZE)  # the /tmp tmpfs (and the HOME tmpfs)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from launcher import defaults
 from launcher.command import check_template
 from launcher.errors import SweepError
 from launcher.overrides import Overrides, apply_overrides
@@ -22,6 +23,7 @@ from launcher.sections import (
     HostSpec,
     ImageSpec,
     Mount,
+    RaySection,
     Resources,
     parse_env,
     parse_hosts,
@@ -64,28 +66,28 @@ class SweepSpec:
     program: str | None = None
     command: tuple[str, ...] | None = None
     image: ImageSpec = field(default_factory=ImageSpec)
-    replicas: int = 1
-    seed: int = 0
-    seed_mode: str = "distinct"
+    replicas: int = defaults.REPLICAS
+    seed: int = defaults.SEED
+    seed_mode: str = defaults.SEED_MODE
     hosts: tuple[HostSpec, ...] = (HostSpec("local", "local"),)
     backend: str = "docker"
-    ray_address: str | None = None
+    ray: RaySection = field(default_factory=RaySection)
     resources: Resources = field(default_factory=Resources)
     timeout: float | None = None
     deadline: float | None = None
-    stop_grace: float = 10.0
+    stop_grace: float = defaults.STOP_GRACE
     retries: int = 0
     no_retry_exit_codes: tuple[int, ...] = ()
     max_consecutive_failures: int | None = None
-    network: str = "none"
+    network: str = defaults.NETWORK
     env: tuple[tuple[str, str], ...] = ()
     outputs: bool = True
-    results: str = "results"
+    results: str = defaults.RESULTS_ROOT
     max_parallel: int | None = None
     mounts: tuple[Mount, ...] = ()
     user: str | None = None
-    log_limit: int = 2 * 1024 * 1024
-    outputs_limit: int = 256 * 1024 * 1024
+    log_limit: int = defaults.LOG_LIMIT
+    outputs_limit: int = defaults.OUTPUTS_LIMIT
     strict_metrics: bool = False  # a trial without metric.name in its metrics fails
     source_path: str | None = None
     source_text: str = ""
@@ -196,29 +198,31 @@ def _launcher_keys(reader: Reader, data: dict[str, Any], source: str | None) -> 
     base = Path(source).parent if source else Path.cwd()
     out: dict[str, Any] = {
         "image": parse_image(reader, data.get("image"), base),
-        "replicas": reader.integer(data.get("replicas", 1), ("replicas",), minimum=1),
-        "seed": reader.integer(data.get("seed", 0), ("seed",), minimum=0),
-        "seed_mode": reader.choice(data.get("seed_mode", "distinct"), ("seed_mode",),
+        "replicas": reader.integer(data.get("replicas", defaults.REPLICAS), ("replicas",),
+                                   minimum=1),
+        "seed": reader.integer(data.get("seed", defaults.SEED), ("seed",), minimum=0),
+        "seed_mode": reader.choice(data.get("seed_mode", defaults.SEED_MODE), ("seed_mode",),
                                    ("distinct", "fixed")),
         "hosts": parse_hosts(reader, data["hosts"], ("hosts",), base) if "hosts" in data
         else (HostSpec("local", "local"),),
         "backend": reader.choice(data.get("backend", "docker"), ("backend",),
                                  ("docker", "ray")),
-        "ray_address": _ray_address(reader, data.get("ray")),
+        "ray": _ray(reader, data.get("ray")),
         "resources": parse_resources(reader, data.get("resources")),
         "retries": reader.integer(data.get("retries", 0), ("retries",), minimum=0),
-        "network": reader.choice(data.get("network", "none"), ("network",), ("none", "bridge")),
+        "network": reader.choice(data.get("network", defaults.NETWORK), ("network",),
+                                 ("none", "bridge")),
         "env": parse_env(reader, data.get("env")),
         "outputs": reader.boolean(data.get("outputs", True), ("outputs",)),
         "strict_metrics": reader.boolean(data.get("strict_metrics", False),
                                          ("strict_metrics",)),
-        "results": reader.string(data.get("results", "results"), ("results",)),
+        "results": reader.string(data.get("results", defaults.RESULTS_ROOT), ("results",)),
         "mounts": parse_mounts(reader, data.get("mounts"), base),
     }
     for key in ("timeout", "deadline"):
         out[key] = _duration(reader, data, key) if data.get(key) is not None else None
     out["stop_grace"] = _duration(reader, data, "stop_grace", allow_zero=True) \
-        if "stop_grace" in data else 10.0
+        if "stop_grace" in data else defaults.STOP_GRACE
     for key in ("max_parallel", "max_consecutive_failures"):
         if data.get(key) is not None:
             out[key] = reader.integer(data[key], (key,), minimum=1)
@@ -236,13 +240,13 @@ def _launcher_keys(reader: Reader, data: dict[str, Any], source: str | None) -> 
     return out
 
 
-def _ray_address(reader: Reader, raw: object) -> str | None:
+def _ray(reader: Reader, raw: object) -> RaySection:
     if raw is None:
-        return None
+        return RaySection()
     ray = reader.mapping(raw, ("ray",))
     reader.check_keys(ray, ("ray",), ("address",))
     address = ray.get("address")
-    return None if address is None else reader.string(address, ("ray", "address"))
+    return RaySection(None if address is None else reader.string(address, ("ray", "address")))
 
 
 def _duration(reader: Reader, data: dict[str, Any], key: str, allow_zero: bool = False) -> float:

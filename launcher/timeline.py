@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from launcher.listing import parse_time
+from launcher.clock import parse_time
 from launcher.plots import COLORS, STATUS_COLORS, figure, png, style
 
 if TYPE_CHECKING:

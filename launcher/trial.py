@@ -123,25 +123,12 @@ class TrialResult:
     started_at: str | None = None
     finished_at: str | None = None
     duration_s: float | None = None
+    outputs_truncated: bool = False  # /outputs was over outputs_limit: the copy is partial
     # Everything below is written to files by the store, not kept in the table.
     log: str = ""
     history: list[dict[str, Any]] = field(default_factory=list)
     outputs: IO[bytes] | None = None  # a tar stream of /outputs, when collected
     extra: dict[str, Any] = field(default_factory=dict)  # backend provenance (ray node, ...)
-    outputs_truncated: bool = False  # /outputs was over outputs_limit: the copy is partial
-
-    def record(self) -> dict[str, Any]:
-        """The durable record of this result (no log, history or output bytes)."""
-        return {
-            "trial_id": self.trial_id, "status": str(self.status), "reason": self.reason,
-            "exit_code": self.exit_code, "metrics": self.metrics, "host": self.host,
-            "image_id": self.image_id, "container_id": self.container_id,
-            "attempt": self.attempt, "queued_at": self.queued_at,
-            "started_at": self.started_at, "finished_at": self.finished_at,
-            "duration_s": self.duration_s, "extra": self.extra,
-            # issue 13: a record field (only written when true, so older records read the same)
-            **({"outputs_truncated": True} if self.outputs_truncated else {}),
-        }
 
 
 def metrics_line(metric: str) -> str:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from launcher.defaults import RESULTS_ROOT
 from launcher.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError
 from launcher.listing import short_image
 from launcher.trial import METRICS_FILE, TrialStatus
@@ -294,7 +295,7 @@ def _plain(value: Any) -> Any:
 
 
 # -- loading runs ----------------------------------------------------------------------------
-def verify_runs(runs: Sequence[str | Path], results_root: str | Path = "results", *,
+def verify_runs(runs: Sequence[str | Path], results_root: str | Path = RESULTS_ROOT, *,
                 rtol: float = 0.0, atol: float = 0.0,
                 ignore: Sequence[str] = ()) -> Verification:
     """Verify one run or several (run directories, or run ids or prefixes).

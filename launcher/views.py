@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from launcher.plan import Plan
 from launcher.spec import SweepSpec
 from launcher.tables import write_rows
+
+if TYPE_CHECKING:
+    from launcher.api import RunResults
 
 
 def print_plan(spec: SweepSpec, plan: Plan, fmt: str, out: TextIO) -> None:
@@ -30,30 +33,26 @@ def print_plan(spec: SweepSpec, plan: Plan, fmt: str, out: TextIO) -> None:
             out.write(f"note: {note}\n")
 
 
-def print_run_summary(results: Any, *, as_json: bool, out: TextIO) -> int:
-    """The end-of-run summary; returns the exit code (0 only if every trial succeeded)."""
-    from launcher.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK
+def print_run_summary(results: RunResults, *, as_json: bool, out: TextIO) -> None:
+    """The end-of-run summary (the exit code is ``results.exit_code``)."""
     from launcher.results import summarize, table_problems
     from launcher.store import RunDir
 
     df = results.df
     counts = {str(k): int(v) for k, v in df["status"].value_counts().items()}
-    metric_spec = RunDir(results.run_dir).manifest().get("metric") or {}
-    metric = metric_spec.get("name")
-    goal = metric_spec.get("goal", "minimize")
+    manifest = RunDir(results.run_dir).manifest()
+    metric, goal = manifest.metric_name, manifest.goal
     by_config = summarize(df, metric, goal)
-    code = EXIT_INTERRUPTED if results.outcome.interrupted else EXIT_OK if results.ok \
-        else EXIT_FAILURE
-    resume = f"launch resume {results.run_dir}" if results.outcome.stopped else None
+    resume = f"launch resume {results.run_dir}" if results.stopped else None
     problems = table_problems(df, metric)
     if as_json:
         json.dump({"run_id": results.run_id, "run_dir": str(results.run_dir),
-                   "trials": len(df), "status": counts, "stopped": results.outcome.stopped,
+                   "trials": len(df), "status": counts, "stopped": results.stopped,
                    "notes": results.notes, "problems": problems, "resume": resume,
                    "image_id": _first(df["image_id"]),
                    "configs": json.loads(by_config.to_json(orient="records"))}, out, indent=1)
         out.write("\n")
-        return code
+        return
     if metric:
         out.write(f"{metric} ({goal}) per configuration over replicas, best first:\n")
     columns = list(by_config.columns)
@@ -66,14 +65,13 @@ def print_run_summary(results: Any, *, as_json: bool, out: TextIO) -> int:
         out.write(f"note: {note}\n")
     for problem in problems:
         out.write(f"warning: {problem}\n")
-    if results.outcome.stopped:
-        out.write(f"stopped: {results.outcome.stopped}\n")
+    if results.stopped:
+        out.write(f"stopped: {results.stopped}\n")
     out.write(f"run: {results.run_dir}\n")
     if resume:
         out.write(f"resume with: {resume}\n")
     else:
         out.write(f"next: launch verify {results.run_dir}; launch report {results.run_dir}\n")
-    return code
 
 
 def _first(series: Any) -> str | None:
@@ -88,12 +86,12 @@ def show_log(run: str, trial_id: str, results_root: Path, *, follow: bool, out: 
     from launcher.store import find_run
 
     run_dir = find_run(run, results_root)
-    ids = [t["trial_id"] for t in run_dir.plan()["trials"]]
+    ids = run_dir.plan().trial_ids()
     matches = [i for i in ids if i.startswith(trial_id)]
     if len(matches) != 1:
         raise UsageError(f"{trial_id!r} matches {len(matches)} trials of run "
                          f"{run_dir.run_id}", hint="`launch results RUN` lists them")
-    path = run_dir.path / "logs" / f"{matches[0]}.log"
+    path = run_dir.log_path(matches[0])
     if follow and not path.exists() and follow_log(run_dir, matches[0], out):
         return
     if not path.exists():

@@ -18,6 +18,7 @@ import pytest
 from launcher.backends.base import Backend, RunContext, WorkQueue
 from launcher.container import ContainerSettings
 from launcher.image import BuiltImage
+from launcher.sections import Resources
 from launcher.store import new_run_id
 from launcher.trial import Trial, TrialResult, TrialStatus
 from tests.support import PROBE
@@ -42,10 +43,11 @@ class BackendContract:
         raise NotImplementedError
 
     def context(self, image: BuiltImage, **settings: Any) -> RunContext:
-        base = {"image": image.id, "run_id": new_run_id(), "sweep": "contract",
-                "cpus": 0.5, "memory": 256 * 2**20, "stop_grace": 1.0, "outputs": True}
-        return RunContext(run_id=base["run_id"], settings=ContainerSettings(**{**base,
-                                                                              **settings}),
+        run_id = new_run_id()
+        base: dict[str, Any] = {"image": image.id, "run_id": run_id, "sweep": "contract",
+                                "resources": Resources(cpus=0.5, memory=256 * 2**20),
+                                "stop_grace": 1.0, "outputs": True}
+        return RunContext(run_id=run_id, settings=ContainerSettings(**{**base, **settings}),
                           command=tuple(PROBE))
 
     def run_all(self, backend: Backend, image: BuiltImage, trials: list[Trial],
@@ -85,7 +87,8 @@ class BackendContract:
     def test_out_of_memory_is_reported_as_oom_killed(self, backend: Backend,
                                                      image: BuiltImage) -> None:
         trial = probe_trial(1, alloc_mb=400)
-        result = self.run_all(backend, image, [trial], memory=64 * 2**20)[trial.trial_id]
+        result = self.run_all(backend, image, [trial],
+                              resources=Resources(cpus=0.5, memory=64 * 2**20))[trial.trial_id]
         assert result.status is TrialStatus.OOM_KILLED, (result.status, result.reason)
         assert "out of memory" in result.reason
 

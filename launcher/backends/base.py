@@ -20,12 +20,18 @@ from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
+from launcher.clock import now
 from launcher.command import Argv, render
-from launcher.container import ContainerSettings, now
+from launcher.container import ContainerSettings
 from launcher.image import BuiltImage
+from launcher.store.manifest import BackendRecord
 from launcher.trial import Trial, TrialResult
+
+if TYPE_CHECKING:
+    from launcher.hosts import Host
+    from launcher.spec import SweepSpec
 
 
 @dataclass(frozen=True)
@@ -109,6 +115,19 @@ class Backend(ABC):
 
     name: str = "backend"
 
+    @classmethod
+    def from_spec(cls, spec: SweepSpec) -> Backend:
+        """A backend for ``spec``, connected to its workers (it owns its section of the
+        sweep file). Backends made in code (tests) use their constructors instead."""
+        raise NotImplementedError(f"the {cls.name} backend cannot be built from a sweep")
+
+    def builder(self) -> Host:
+        """The engine the image is built on."""
+        raise NotImplementedError(f"the {self.name} backend has no build engine")
+
+    def close(self) -> None:  # noqa: B027 - a hook: most test backends hold nothing
+        """Close the backend's connections (after teardown); idempotent."""
+
     @abstractmethod
     def setup(self, *, image: BuiltImage, run: RunContext) -> None: ...
 
@@ -127,9 +146,9 @@ class Backend(ABC):
         default adopts nothing; leftovers are then removed by ``teardown``."""
         return iter(())
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> BackendRecord:
         """Provenance of the workers for the manifest."""
-        return {"backend": self.name}
+        return BackendRecord(self.name)
 
     def workers(self) -> list[str]:
         """Worker names, for the progress display."""

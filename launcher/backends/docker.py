@@ -19,14 +19,19 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from launcher import defaults
 from launcher.backends.base import AllWorkersLost, Backend, RunContext, Work, WorkQueue
 from launcher.container import Running, adopt_trial, run_trial
 from launcher.engine import remove_by_label
 from launcher.hosts import Host, probe_cpu_model
 from launcher.image import BuiltImage
+from launcher.store.manifest import BackendRecord
 from launcher.trial import LABEL_RUN, LABEL_TRIAL, Trial, TrialResult, TrialStatus
+
+if TYPE_CHECKING:
+    from launcher.spec import SweepSpec
 
 QUARANTINE_AFTER = 5  # consecutive failures on one host while other hosts succeed
 IDLE_POLL = 0.5
@@ -54,15 +59,45 @@ class DockerBackend(Backend):
     name = "docker"
 
     def __init__(self, hosts: list[Host], max_parallel: int | None = None,
-                 source: Host | None = None) -> None:
+                 source: Host | None = None, owns_connections: bool = False) -> None:
         self._slots = [_Slot(h) for h in hosts]
         self._source = source or hosts[0]
+        self._owned = [*hosts, *([source] if source and source not in hosts else [])] \
+            if owns_connections else []
         self._max_parallel = max_parallel or sum(h.slots for h in hosts)
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._run: RunContext | None = None
         self._image: BuiltImage | None = None
         self._notes: list[str] = [note for h in hosts for note in h.notes]
+
+    @classmethod
+    def from_spec(cls, spec: SweepSpec) -> DockerBackend:
+        """Connect every host of the sweep; the image is built on the local engine when
+        it is one of them or answers, else on the first host."""
+        from launcher.hosts import connect_all, connect_local
+
+        hosts = connect_all(spec.hosts, cpus_per_trial=spec.resources.cpus,
+                            max_parallel=spec.max_parallel,
+                            gpus_per_trial=spec.resources.gpus,
+                            memory_per_trial=spec.resources.memory)
+        try:
+            builder = next((h for h in hosts if h.spec.url == "local"), None) \
+                or connect_local(cpus_per_trial=spec.resources.cpus, required=False) \
+                or hosts[0]
+        except BaseException:
+            for host in hosts:
+                host.close()
+            raise
+        return cls(hosts, spec.max_parallel, builder, owns_connections=True)
+
+    def builder(self) -> Host:
+        return self._source
+
+    def close(self) -> None:
+        for host in self._owned:
+            host.close()
+        self._owned = []
 
     # -- setup -----------------------------------------------------------------------------
     def setup(self, *, image: BuiltImage, run: RunContext) -> None:
@@ -77,9 +112,9 @@ class DockerBackend(Backend):
     def workers(self) -> list[str]:
         return [s.host.name for s in self._slots]
 
-    def describe(self) -> dict[str, Any]:
-        return {"backend": self.name, "hosts": [s.host.describe() for s in self._slots],
-                "max_parallel": self._max_parallel}
+    def describe(self) -> BackendRecord:
+        return BackendRecord(self.name, tuple(s.host.describe() for s in self._slots),
+                             self._max_parallel)
 
     def notes(self) -> list[str]:
         return list(self._notes)
@@ -225,7 +260,7 @@ class DockerBackend(Backend):
     def cancel(self) -> None:
         """Stop starting trials; stop running containers (grace, then kill)."""
         self._stopping.set()
-        grace = int(self._run.settings.stop_grace) if self._run else 10
+        grace = int(self._run.settings.stop_grace if self._run else defaults.STOP_GRACE)
         with self._lock:
             running = [r for s in self._slots for r in s.inflight.values()]
         for r in running:

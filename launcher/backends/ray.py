@@ -72,10 +72,12 @@ from launcher.backends.ray_tasks import (
 from launcher.engine import API_TIMEOUT, short_error
 from launcher.errors import HostError
 from launcher.image import BuiltImage
+from launcher.store.manifest import BackendRecord
 from launcher.trial import LABEL_RUN, Trial, TrialResult, TrialStatus
 
 if TYPE_CHECKING:
     from launcher.hosts import Host
+    from launcher.spec import SweepSpec
 
 EMBEDDED_HOST = "local"
 MAX_RETRIES = 3  # Ray's retries of a task whose node or worker died
@@ -105,9 +107,11 @@ class RayBackend(Backend):
     name = "ray"
 
     def __init__(self, address: str | None = None, source: Host | None = None,
-                 max_parallel: int | None = None, num_cpus: int | None = None) -> None:
+                 max_parallel: int | None = None, num_cpus: int | None = None,
+                 owns_source: bool = False) -> None:
         self._address = address
         self._source = source
+        self._owns_source = owns_source
         self._max_parallel = max_parallel
         self._num_cpus = num_cpus or len(os.sched_getaffinity(0)) or 1
         self._run: RunContext | None = None
@@ -118,6 +122,26 @@ class RayBackend(Backend):
         self._torn_down = False
         self._stopping = threading.Event()
         self._notes: list[str] = []
+
+    @classmethod
+    def from_spec(cls, spec: SweepSpec) -> RayBackend:
+        """The sweep's ``ray:`` section: a cluster's address, or an embedded Ray. The
+        image is built on the local engine and sent to the nodes that lack it."""
+        from launcher.hosts import connect_local
+
+        builder = connect_local(cpus_per_trial=spec.resources.cpus)
+        assert builder is not None  # required=True raises instead
+        return cls(spec.ray.address, builder, spec.max_parallel, owns_source=True)
+
+    def builder(self) -> Host:
+        if self._source is None:
+            raise HostError("no local Docker engine to build the image on", host="local")
+        return self._source
+
+    def close(self) -> None:
+        if self._owns_source and self._source is not None:
+            self._source.close()
+            self._owns_source = False
 
     # -- setup -----------------------------------------------------------------------------
     def setup(self, *, image: BuiltImage, run: RunContext) -> None:
@@ -211,12 +235,12 @@ class RayBackend(Backend):
     def workers(self) -> list[str]:
         return list(dict.fromkeys(n.host for n in self._nodes))
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> BackendRecord:
         import ray
 
-        return {"backend": self.name, "max_parallel": self._max_parallel,
-                "ray": {"address": self._address or "embedded", "version": ray.__version__,
-                        "nodes": [n.describe() for n in self._nodes]}}
+        return BackendRecord(self.name, max_parallel=self._max_parallel, ray={
+            "address": self._address or "embedded", "version": ray.__version__,
+            "nodes": [n.describe() for n in self._nodes]})
 
     def notes(self) -> list[str]:
         return list(self._notes)
@@ -260,8 +284,9 @@ class RayBackend(Backend):
     def _submit(self, work: Work) -> Any:
         assert self._run is not None
         s = self._run.settings
+        res = s.resources
         task = _remote(trial_task).options(
-            num_cpus=s.cpus, memory=s.memory or None, num_gpus=s.gpus or None,
+            num_cpus=res.cpus, memory=res.memory or None, num_gpus=res.gpus or None,
             max_retries=MAX_RETRIES, retry_exceptions=False, scheduling_strategy="SPREAD",
             name=f"trial-{work.trial.trial_id}")
         box = [] if self._image_ref is None else [self._image_ref]  # a list: never resolved

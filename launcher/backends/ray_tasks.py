@@ -128,7 +128,7 @@ def _run_cancellable(api: Any, trial: Trial, argv: Argv, settings: ContainerSett
     running = Running(api)
     box: list[TrialResult | BaseException] = []
     # The GPUs Ray gave this task (its num_gpus), so tasks on one node never share one.
-    devices = tuple(str(g) for g in ray.get_gpu_ids()) if settings.gpus else ()
+    devices = tuple(str(g) for g in ray.get_gpu_ids()) if settings.resources.gpus else ()
 
     def work() -> None:
         try:

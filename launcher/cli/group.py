@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from launcher.defaults import RESULTS_ROOT
+
 if TYPE_CHECKING:
     from launcher.overrides import Overrides
     from launcher.spec import SweepSpec
@@ -56,6 +58,10 @@ def sweep_options(func: F, exclude: tuple[str, ...] = ()) -> F:
         if name not in exclude:
             func = option(func)
     return func
+
+
+results_option = click.option("--results", default=RESULTS_ROOT, show_default=True,
+                              metavar="DIR", help="Results root where run ids are looked up.")
 
 
 def overrides_from(kwargs: dict[str, Any]) -> Overrides:

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from launcher.cli.group import cli, load, status_line, sweep_options
+from launcher.cli.group import cli, load, results_option, status_line, sweep_options
 
 
 @cli.command()
@@ -21,19 +21,12 @@ from launcher.cli.group import cli, load, status_line, sweep_options
 @click.option("--no-image", is_flag=True, help="Do not build or look for the image.")
 def hosts(sweep: str, no_image: bool, **kwargs: Any) -> int:
     """Check every host of SWEEP: reachable, engine, CPUs, memory, slots, image."""
-    from launcher.api import build, local_host
     from launcher.hostcheck import check_hosts
+    from launcher.prepare import build_locally
     from launcher.views import print_host_reports
 
     spec = load(sweep, kwargs)
-    image = None
-    if not no_image:
-        builder = local_host(spec, required=False)
-        if builder is not None:
-            try:
-                image = build(spec, builder, status_line)
-            finally:
-                builder.close()
+    image = None if no_image else build_locally(spec, status_line, required=False)
     reports = check_hosts(spec, image)
     print_host_reports(reports, image, sys.stdout)
     return 0 if all(r.reachable for r in reports) else 1
@@ -45,7 +38,7 @@ def hosts(sweep: str, no_image: bool, **kwargs: Any) -> int:
               help="Every launcher container and volume, on every host any run used.")
 @click.option("--images", is_flag=True, help="Also remove old launcher-built images "
               "(the newest is kept) on the local engine.")
-@click.option("--results", default="results", show_default=True, help="Results root.")
+@results_option
 def clean(run: str | None, everything: bool, images: bool, results: str) -> int:
     """Remove containers and volumes the launcher labelled: of RUN, or --all."""
     from launcher.cleanup import clean_all, clean_images, clean_runs
@@ -71,7 +64,7 @@ def clean(run: str | None, everything: bool, images: bool, results: str) -> int:
 @click.argument("run")
 @click.option("--retry-failed", is_flag=True, help="Also run failed, timed-out and "
               "OOM-killed trials again.")
-@click.option("--results", default="results", show_default=True, help="Results root.")
+@results_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
 def resume(run: str, retry_failed: bool, results: str, quiet: bool, as_json: bool) -> int:
@@ -80,7 +73,8 @@ def resume(run: str, retry_failed: bool, results: str, quiet: bool, as_json: boo
     from launcher.views import print_run_summary
 
     quiet = quiet or as_json
-    outcome = resume_run(run, results, retry_failed=retry_failed,
+    resumed = resume_run(run, results, retry_failed=retry_failed,
                          progress="quiet" if quiet else "auto",
                          on_line=None if quiet else status_line)
-    return print_run_summary(outcome, as_json=as_json, out=sys.stdout)
+    print_run_summary(resumed, as_json=as_json, out=sys.stdout)
+    return resumed.exit_code

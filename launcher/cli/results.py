@@ -14,13 +14,11 @@ from typing import Any, TypeVar
 
 import click
 
-from launcher.cli.group import cli, overrides_from, sweep_options
+from launcher.cli.group import cli, overrides_from, results_option, sweep_options
 from launcher.tables import FORMATS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-results_option = click.option("--results", default="results", show_default=True,
-                              metavar="DIR", help="Results root where run ids are looked up.")
 format_option = click.option("--format", "fmt", type=click.Choice(FORMATS), default="table",
                              show_default=True, help="Output format.")
 run_argument = click.argument("run", metavar="RUN")

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from launcher.cli.group import cli, load, status_line, sweep_options
+from launcher.cli.group import cli, load, results_option, status_line, sweep_options
 
 
 @cli.command()
@@ -53,7 +53,8 @@ def run_command(sweep: str, resume: bool, retry_failed: bool, strict_metrics: bo
     results = resume_or_run(spec, resume=resume, retry_failed=retry_failed,
                             progress="quiet" if quiet else "auto",
                             on_line=None if quiet else status_line)
-    return print_run_summary(results, as_json=as_json, out=sys.stdout)
+    print_run_summary(results, as_json=as_json, out=sys.stdout)
+    return results.exit_code
 
 
 @cli.command()
@@ -61,16 +62,10 @@ def run_command(sweep: str, resume: bool, retry_failed: bool, strict_metrics: bo
 @sweep_options
 def build(sweep: str, **kwargs: Any) -> None:
     """Build the training image of SWEEP once (cached by content) and print its ID."""
-    from launcher.api import build as build_image
-    from launcher.api import local_host
+    from launcher.prepare import build_locally
 
-    spec = load(sweep, kwargs)
-    host = local_host(spec)
-    assert host is not None
-    try:
-        image = build_image(spec, host, status_line)
-    finally:
-        host.close()
+    image = build_locally(load(sweep, kwargs), status_line)
+    assert image is not None  # required: no engine raises HostError
     state = "built" if image.built else "up to date"
     click.echo(f"{image.id}", nl=True)
     click.echo(f"{image.tag} ({state})", err=True)
@@ -80,7 +75,7 @@ def build(sweep: str, **kwargs: Any) -> None:
 @click.argument("run")
 @click.argument("trial_id")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing as the log grows.")
-@click.option("--results", default="results", show_default=True, help="Results root.")
+@results_option
 def logs(run: str, trial_id: str, follow: bool, results: str) -> None:
     """Show the log of one trial of RUN (a run directory, or a run id or prefix)."""
     from pathlib import Path

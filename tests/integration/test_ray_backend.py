@@ -88,7 +88,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 def token_auth() -> Iterator[None]:
     """RAY_AUTH_MODE=token for this process, as a user's shell would set it. Ray reads it
     when it is imported, so the config is reloaded the way Ray's own ray.init does."""
-    from ray._raylet import Config
+    from ray._raylet import Config  # type: ignore[attr-defined]
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("RAY_AUTH_MODE", "token")
@@ -298,7 +298,7 @@ def test_without_an_address_an_embedded_ray_runs_the_sweep_and_stops(tmp_path: P
     results = run_sweep(path, backend="ray")
     df = results.df.set_index("param.probe-exit")
     assert df.loc[0, "status"] == "succeeded" and df.loc[3, "status"] == "failed"
-    assert df.loc[3, "exit_code"] == 3 and "exit code 3" in df.loc[3, "reason"]
+    assert df.loc[3, "exit_code"] == 3 and "exit code 3" in str(df.loc[3, "reason"])
     assert set(df["host"]) == {"local"} and df["ray_node_id"].nunique() == 1
     assert not ray.is_initialized(), "the embedded Ray is shut down after the run"
     manifest = json.loads((results.run_dir / "manifest.json").read_text())

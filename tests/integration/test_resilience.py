@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from launcher.api import run_sweep
-from launcher.store import RunDir
+from launcher.store import Manifest, RunDir, RunState
 from tests.support import ROOT, assert_nothing_left, engine_clients, probe_sweep, records
 
 pytestmark = pytest.mark.docker
@@ -127,7 +127,7 @@ def test_sigkill_at_random_points_then_resume_loses_and_repeats_nothing(tmp_path
     assert kills >= 10, f"only {kills} kills happened"
     run = RunDir(run_path)
     df = pd.read_parquet(run.path / "results.parquet")
-    planned = [t["trial_id"] for t in run.plan()["trials"]]
+    planned = run.plan().trial_ids()
     assert len(planned) == 60 and sorted(df["trial_id"]) == sorted(planned)
     assert set(df["status"]) == {"succeeded"}, df["status"].value_counts()
     first_done: dict[str, float] = {}
@@ -185,7 +185,7 @@ def test_sigint_stops_with_130_and_the_run_resumes(tmp_path: Path) -> None:
     assert proc.returncode == 130, err
     assert "resume with: launch resume" in out
     run = RunDir(next((tmp_path / "results" / "sigint").glob("*")))
-    assert run.manifest()["state"] == "interrupted"
+    assert run.manifest().state is RunState.INTERRUPTED
     statuses = set(pd.read_csv(run.path / "results.csv")["status"])
     assert "cancelled" in statuses and "succeeded" not in statuses
     assert_nothing_left(run.run_id)
@@ -207,11 +207,12 @@ def test_a_second_launcher_on_the_same_run_is_refused(tmp_path: Path) -> None:
 
 
 def test_resume_refuses_a_changed_image(tmp_path: Path) -> None:
-    results = run_sweep(probe_sweep(tmp_path, {"probe-exit": {"value": 0}}))
-    manifest = RunDir(results.run_dir).manifest()
-    manifest["image"]["id"] = "sha256:" + "0" * 64
-    RunDir(results.run_dir).write_manifest(manifest)
-    resumed = launch("resume", str(results.run_dir))
+    results = run_sweep(probe_sweep(tmp_path, {"probe-exit": {"values": [0, 1]}}))
+    run = RunDir(results.run_dir)
+    manifest = run.manifest()
+    run.write_manifest(Manifest({**manifest.to_json(), "image": {
+        **manifest.to_json()["image"], "id": "sha256:" + "0" * 64}}))
+    resumed = launch("resume", str(results.run_dir), "--retry-failed")
     assert resumed.returncode == 1 and "the image changed since run" in resumed.stderr
     assert "start a new run" in resumed.stderr
 
@@ -238,7 +239,7 @@ def test_max_consecutive_failures_stops_the_sweep(tmp_path: Path) -> None:
     # the trial that had already taken the freed slot is cancelled, the rest never start
     assert counts["failed"] == 3 and counts.get("cancelled", 0) <= 1
     assert counts["not_started"] + counts.get("cancelled", 0) == 9
-    assert RunDir(results.run_dir).manifest()["state"] == "stopped"
+    assert RunDir(results.run_dir).manifest().state is RunState.STOPPED
 
 
 def test_deadline_cancels_running_trials_and_leaves_a_resumable_run(tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
 """Hand-made run directories and tables for unit tests of the results commands.
 
-They have the exact layout the store writes (manifest.json, plan.json, trials.jsonl,
-outputs/<trial>/...), so the code under test reads them through its real paths.
+Runs are built through the store's own types (Manifest, PlanFile, TrialRecord, RunDir),
+so they have exactly the layout and keys the launcher writes.
 """
 
 from __future__ import annotations
@@ -11,6 +11,20 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from launcher.store import (
+    BackendRecord,
+    HostRecord,
+    ImageRecord,
+    Manifest,
+    MetricRecord,
+    PlanFile,
+    PlannedTrial,
+    RunDir,
+    RunState,
+    TrialRecord,
+)
+from launcher.trial import TrialStatus
 
 IMAGE = "sha256:" + "ab" * 32
 OTHER_IMAGE = "sha256:" + "cd" * 32
@@ -33,53 +47,51 @@ def table(*rows: dict[str, Any]) -> pd.DataFrame:
 
 def make_run(root: Path, run_id: str, trials: list[dict[str, Any]], *, sweep: str = "demo",
              metric: dict[str, str] | None = None, state: str = "finished",
-             hosts: tuple[str, ...] = ("local",), slots: int = 2) -> Path:
+             hosts: tuple[str, ...] = ("local",), slots: int = 2,
+             max_parallel: int | None = None) -> Path:
     """A run directory under ``root/sweep/run_id``. Each trial dict has trial_id,
     config_id, params, seed, replica and optionally status, metrics, host, started
     (seconds after 12:00:00), duration, image, files ({name: bytes}), history (list)."""
-    path = root / sweep / run_id
-    for sub in ("logs", "history", "outputs"):
-        (path / sub).mkdir(parents=True, exist_ok=True)
+    run = RunDir.create(root, sweep, run_id)
     names = list(dict.fromkeys(k for t in trials for k in t.get("params", {})))
-    plan = {"version": 1, "parameters": names,
-            "trials": [{"trial_id": t["trial_id"], "config_id": t["config_id"],
-                        "replica": t.get("replica", 0), "seed": t.get("seed", 0),
-                        "params": t.get("params", {})} for t in trials]}
-    (path / "plan.json").write_text(json.dumps(plan))
-    manifest = {"run_id": run_id, "sweep": sweep, "description": "a test run",
-                "created_at": "2026-01-02T12:00:00Z", "finished_at": "2026-01-02T12:01:00Z",
-                "state": state, "metric": metric, "seed": 0, "seed_mode": "fixed",
-                "replicas": 2, "image": {"id": IMAGE, "tag": "launcher-job:x"},
-                "backend": "docker", "max_parallel": slots * len(hosts),
-                "hosts": [{"name": h, "url": h, "slots": slots} for h in hosts]}
-    (path / "manifest.json").write_text(json.dumps(manifest))
-    with open(path / "trials.jsonl", "w") as f:
-        for t in trials:
-            if t.get("status") == "not_started":
-                continue
-            f.write(json.dumps(_record(t)) + "\n")
-            _write_files(path, t)
-    return path
+    plan = PlanFile(tuple(names), tuple(
+        PlannedTrial(t["trial_id"], t["config_id"], t.get("replica", 0), t.get("seed", 0),
+                     t.get("params", {})) for t in trials))
+    backend = BackendRecord("docker", tuple(HostRecord(h, h, slots) for h in hosts),
+                            max_parallel if max_parallel is not None else slots * len(hosts))
+    manifest = Manifest.new(
+        run_id=run_id, sweep=sweep, created_at="2026-01-02T12:00:00Z",
+        description="a test run", seed=0, seed_mode="fixed", replicas=2,
+        metric=MetricRecord(**metric) if metric else None,
+        image=ImageRecord(IMAGE, "launcher-job:x"), backend=backend)
+    run.start(sweep_text=f"name: {sweep}\n", plan=plan, manifest=manifest)
+    for t in trials:
+        if t.get("status") == "not_started":
+            continue
+        _write_files(run, t)
+        run.append(_record(t))
+    if state != "running":
+        run.write_manifest(run.manifest().finished(
+            state=RunState(state), at="2026-01-02T12:01:00Z", stopped_because=None, notes=[]))
+    return run.path
 
 
-def _record(t: dict[str, Any]) -> dict[str, Any]:
+def _record(t: dict[str, Any]) -> TrialRecord:
     start = float(t.get("started", 0.0))
     end = start + float(t.get("duration", 1.0))
-    return {"trial_id": t["trial_id"], "status": t.get("status", "succeeded"), "reason": "",
-            "exit_code": 0, "metrics": t.get("metrics", {}), "host": t.get("host", "local"),
-            "image_id": t.get("image", IMAGE), "container_id": "c" * 12, "attempt": 1,
-            "queued_at": _stamp(0.0), "started_at": _stamp(start), "finished_at": _stamp(end),
-            "duration_s": end - start, "extra": {}}
+    return TrialRecord(t["trial_id"], TrialStatus(t.get("status", "succeeded")), "", 0,
+                       t.get("metrics", {}), t.get("host", "local"), t.get("image", IMAGE),
+                       "c" * 12, 1, _stamp(0.0), _stamp(start), _stamp(end), end - start)
 
 
-def _write_files(path: Path, t: dict[str, Any]) -> None:
-    outputs = path / "outputs" / t["trial_id"]
+def _write_files(run: RunDir, t: dict[str, Any]) -> None:
+    outputs = run.outputs_path(t["trial_id"])
     outputs.mkdir(exist_ok=True)
     for name, data in t.get("files", {"model.npy": b"weights"}).items():
         (outputs / name).write_bytes(data)
     if t.get("history"):
         lines = "".join(json.dumps(h) + "\n" for h in t["history"])
-        (path / "history" / f"{t['trial_id']}.jsonl").write_text(lines)
+        run.history_path(t["trial_id"]).write_text(lines)
 
 
 def _stamp(seconds: float) -> str:

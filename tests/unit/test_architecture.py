@@ -52,7 +52,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(node)
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
-                return stack[stack.index(nxt):] + [nxt]
+                return [*stack[stack.index(nxt):], nxt]
             if nxt not in state and (found := visit(nxt)):
                 return found
         stack.pop()
@@ -89,3 +89,17 @@ def test_backends_do_not_import_cleanup_or_the_run_loop() -> None:
                  if mod.startswith("launcher.backends") for dep in deps
                  if dep in {"launcher.cleanup", "launcher.runner", "launcher.api"})
     assert bad == []
+
+
+def test_the_public_api_is_typed_and_complete() -> None:
+    import launcher
+
+    assert (PACKAGE / "py.typed").is_file()
+    for name in launcher.__all__:
+        assert getattr(launcher, name) is not None, name
+    assert set(launcher.__all__) <= set(dir(launcher))
+    lazy = set(launcher._LAZY)
+    assert lazy | {"LauncherError"} == set(launcher.__all__)
+    source = (PACKAGE / "__init__.py").read_text()
+    for name in lazy:  # each lazy export is also imported for type checkers
+        assert f" {name}" in source.split("if TYPE_CHECKING:")[1].split("__all__")[0], name

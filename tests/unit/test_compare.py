@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
 import pytest
 
 from launcher.compare import align, compare_runs, compare_tables, find_regressions, worse
@@ -11,7 +13,7 @@ from launcher.errors import UsageError
 from tests.unit.fake_runs import OTHER_IMAGE, make_run, table, trial_row
 
 
-def _a_and_b() -> tuple:
+def _a_and_b() -> tuple[pd.DataFrame, pd.DataFrame]:
     a = table(trial_row("t1", acc=0.90, sha="x"), trial_row("t2", acc=0.80, sha="y"),
               trial_row("t3", acc=0.70, sha="z"))
     b = table(trial_row("t1", acc=0.90, sha="x"), trial_row("t2", acc=0.85, sha="q"),
@@ -82,7 +84,7 @@ def test_find_regressions_on_an_empty_alignment() -> None:
     assert len(find_regressions(align(a, a[:0]), "acc", "maximize")) == 0
 
 
-def _trial(tid: str, acc: float, status: str = "succeeded") -> dict:
+def _trial(tid: str, acc: float, status: str = "succeeded") -> dict[str, Any]:
     return {"trial_id": tid, "config_id": "cfg", "params": {"lr": 0.1}, "status": status,
             "metrics": {"acc": acc} if status == "succeeded" else {}}
 

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from typing import Any
 
 import docker
 
 from launcher.command import Argv
 from launcher.container import ContainerSettings, capped_text, last_error_line, parse_stdout
+from launcher.sections import Resources
 from launcher.trial import Trial
 
 API = docker.APIClient(base_url="unix:///nonexistent.sock", version="1.41")  # no I/O
 TRIAL = Trial("abcdefabcdef", "c", 0, 1, 8, (("lr", 0.1), ("model.depth", 2)))
 
 
-def kwargs(**settings: object) -> dict:  # type: ignore[type-arg]
+def kwargs(**settings: Any) -> dict[str, Any]:
     base = ContainerSettings(image="sha256:x", run_id="r1", sweep="s", user="10001:10001")
-    s = ContainerSettings(**{**base.__dict__, **settings})  # type: ignore[arg-type]
+    s = dataclasses.replace(base, **settings)
     return s.create_kwargs(API, TRIAL, Argv(None, ["--lr=0.1"]), attempt=2)
 
 
@@ -35,7 +38,7 @@ def test_hardening_and_limits_are_the_default() -> None:
 
 
 def test_gpu_requests_become_device_requests() -> None:
-    host = kwargs(gpus=2)["host_config"]
+    host = kwargs(resources=Resources(gpus=2))["host_config"]
     assert host["DeviceRequests"] == [{"Driver": "", "Count": 2, "DeviceIDs": [],
                                        "Capabilities": [["gpu"]], "Options": {}}]
     assert "DeviceRequests" not in kwargs()["host_config"]

@@ -16,7 +16,7 @@ from launcher.container import ContainerSettings
 from launcher.errors import HostError
 from launcher.gpus import engine_gpus, host_capacity
 from launcher.hosts import connect
-from launcher.sections import HostSpec
+from launcher.sections import HostSpec, Resources
 from launcher.trial import Trial, TrialResult, TrialStatus
 
 GIB = 2**30
@@ -120,7 +120,8 @@ def test_trials_running_at_once_on_a_host_never_share_a_gpu(
     monkeypatch.setattr(docker_backend, "run_trial", fake_run_trial)
     backend = docker_backend.DockerBackend(hosts)
     backend._run = RunContext(run_id="r", settings=ContainerSettings(
-        image="sha256:x", run_id="r", sweep="s", gpus=1), command=("true",))
+        image="sha256:x", run_id="r", sweep="s", resources=Resources(gpus=1)),
+        command=("true",))
     trials = [Trial(f"{i:012x}", "c", i, 0, i, ()) for i in range(30)]
     results = list(backend.launch(WorkQueue(trials)))
     assert len(results) == 30 and not clashes

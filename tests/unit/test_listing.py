@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -13,12 +14,13 @@ from launcher.cli import cli
 from launcher.errors import UsageError
 from launcher.listing import list_runs, run_status, short_image
 from launcher.results import aggregate, open_results, plain_rows
+from launcher.store import RunDir
 from tests.unit.fake_runs import IMAGE, make_run
 
 METRIC = {"name": "acc", "goal": "maximize"}
 
 
-def _trials() -> list[dict]:
+def _trials() -> list[dict[str, Any]]:
     out = []
     for config, lr, accs in (("c1", 0.1, [0.5, 0.7]), ("c2", 0.3, [0.9, 0.95])):
         for replica, acc in enumerate(accs):
@@ -72,8 +74,9 @@ def test_ls_lists_every_run_with_counts(tmp_path: Path) -> None:
 def test_status_counts_finished_and_remaining_per_host(tmp_path: Path) -> None:
     trials = [*_trials(), {"trial_id": "c4r0", "config_id": "c4", "status": "not_started"}]
     run = make_run(tmp_path, "20260102-120000-aaaa", trials, state="running")
-    (run / ".lock").write_text(f"pid {os.getpid()} on {os.uname().nodename}\n")
-    status = run_status(run)
+    with RunDir(run).locked():  # a live launcher holds the run
+        status = run_status(run)
+    assert status.holder == f"pid {os.getpid()} on {os.uname().nodename}"
     assert (status.planned, status.finished, status.remaining) == (6, 5, 1)
     assert status.counts == {"succeeded": 4, "failed": 1}
     assert status.in_progress and status.running == 1
@@ -85,9 +88,11 @@ def test_status_counts_finished_and_remaining_per_host(tmp_path: Path) -> None:
 
 def test_status_of_a_run_whose_launcher_died_is_abandoned(tmp_path: Path) -> None:
     run = make_run(tmp_path, "20260102-120000-aaaa", _trials(), state="running")
-    (run / ".lock").write_text(f"pid 999999999 on {os.uname().nodename}\n")
+    # the lock file of a launcher that died: nobody holds the lock any more
+    (run / ".lock").write_text(f"pid {os.getpid()} on {os.uname().nodename}\n")
     status = run_status(run)
     assert status.state == "abandoned" and status.running == 0
+    assert list_runs(tmp_path).iloc[0]["state"] == "abandoned"  # ls and status agree
 
 
 def test_commands_render_formats_and_exit_codes(tmp_path: Path) -> None:

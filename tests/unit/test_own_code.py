@@ -23,7 +23,9 @@ from launcher.outputs import copy_outputs, metrics_from_tar
 from launcher.project import STARTER_FILES, starter_folder, write_starter
 from launcher.results import metric_problem, table_problems
 from launcher.runtime import CACHE_VARIABLES, home_environment
+from launcher.sections import Resources
 from launcher.spec import load_sweep
+from launcher.store import TrialRecord
 from launcher.trial import Trial, TrialResult, TrialStatus, missing_metric
 from launcher.wheelhouse import pip_target_flags, unpinned
 
@@ -128,7 +130,7 @@ def create(**settings: Any) -> dict[str, Any]:
 
 
 def test_shm_tmp_and_a_home_owned_by_the_user() -> None:
-    host = create(shm=2 * 2**30, tmp=64 * 2**20)["host_config"]
+    host = create(resources=Resources(shm=2 * 2**30, tmp=64 * 2**20))["host_config"]
     assert host["ShmSize"] == 2 * 2**30
     assert "size=67108864" in host["Tmpfs"]["/tmp"] and "mode=1777" in host["Tmpfs"]["/tmp"]
     assert "uid=10001,gid=10001" in host["Tmpfs"]["/home/trial"]
@@ -143,7 +145,8 @@ def test_home_and_caches_point_into_the_home_tmpfs_unless_the_image_sets_them() 
 
 
 def test_a_slot_with_devices_asks_the_engine_for_exactly_those() -> None:
-    settings = ContainerSettings(image="sha256:x", run_id="r1", sweep="s", gpus=2)
+    settings = ContainerSettings(image="sha256:x", run_id="r1", sweep="s",
+                                 resources=Resources(gpus=2))
     host = settings.create_kwargs(API, TRIAL, Argv(None, []), 1, ("2", "3"))["host_config"]
     assert host["DeviceRequests"] == [{"Driver": "", "Count": 0, "DeviceIDs": ["2", "3"],
                                        "Capabilities": [["gpu"]], "Options": {}}]
@@ -204,8 +207,12 @@ def test_a_trial_over_the_limit_keeps_its_status_and_metrics() -> None:
     _collect(api, "c", settings, result)
     _classify(api, "c", 0, settings, result, _running())
     assert result.status is TrialStatus.SUCCEEDED and result.metrics == {"acc": 0.9}
-    assert result.outputs_truncated and result.record()["outputs_truncated"] is True
-    assert "outputs_truncated" not in TrialResult("t", TrialStatus.SUCCEEDED).record()
+    record = TrialRecord.of(result)
+    assert result.outputs_truncated and record.to_json()["outputs_truncated"] is True
+    assert TrialRecord.from_json(record.to_json()) == record
+    plain = TrialRecord.of(TrialResult("t", TrialStatus.SUCCEEDED))
+    assert "outputs_truncated" not in plain.to_json()
+    assert TrialRecord.from_json(plain.to_json()) == plain
 
 
 def _running() -> Any:

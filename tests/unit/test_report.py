@@ -5,12 +5,13 @@ from __future__ import annotations
 import base64
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from launcher.errors import UsageError
 from launcher.report import build_report, write_report
-from launcher.scale import measure, parse_sizes, run_slots
+from launcher.scale import measure, parse_sizes
 from launcher.store import RunDir
 from launcher.timeline import concurrency, lanes
 from tests.unit.fake_runs import make_run
@@ -18,7 +19,7 @@ from tests.unit.fake_runs import make_run
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def _trials(n: int = 6) -> list[dict]:
+def _trials(n: int = 6) -> list[dict[str, Any]]:
     out = []
     for i in range(n):
         lr = (0.1, 0.3)[i % 2]
@@ -90,7 +91,11 @@ def test_measure_against_the_ideal(tmp_path: Path) -> None:
     assert df.loc[4, "efficiency"] == pytest.approx(1.0)
 
 
-def test_run_slots_prefers_the_smaller_limit() -> None:
-    assert run_slots({"max_parallel": 3, "hosts": [{"slots": 2}, {"slots": 2}]}) == 3
-    assert run_slots({"hosts": [{"slots": 2}, {"slots": 2}]}) == 4
-    assert run_slots({}) == 1
+def test_status_and_scale_agree_on_slots(tmp_path: Path) -> None:
+    from launcher.listing import run_status
+
+    # max_parallel 100 on one 8-slot host: 8 containers at once, whoever asks
+    path = make_run(tmp_path, "20260102-120000-aaaa", _trials(4), slots=8, hosts=("h",),
+                    max_parallel=100)
+    assert run_status(path).slots == 8
+    assert measure([(4, path)]).loc[0, "slots"] == 8

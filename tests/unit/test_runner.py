@@ -35,7 +35,7 @@ def test_retries_run_out(tmp_path: Path) -> None:
     backend = FakeBackend(lambda t, a: (F, 1))
     run = run_dir(tmp_path)
     Runner(backend, run, RetryPolicy(retries=1, backoff=0.01)).execute(trials(1))
-    assert [r["attempt"] for r in run.records()] == [1, 2]
+    assert [r.attempt for r in run.records()] == [1, 2]
 
 
 def test_no_retry_exit_codes_are_final(tmp_path: Path) -> None:

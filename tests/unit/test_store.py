@@ -1,4 +1,5 @@
-"""The run store: durable records, torn lines, duplicates, atomic files, safe outputs."""
+"""The run store: the typed, versioned schema, durable records, torn lines, duplicates,
+atomic files, safe outputs, migration of older run directories."""
 
 from __future__ import annotations
 
@@ -10,8 +11,21 @@ from pathlib import Path
 import pytest
 
 from launcher.errors import RunError
-from launcher.store import RunDir, atomic_write, best_records, extract_outputs, find_run
+from launcher.store import (
+    SCHEMA_VERSION,
+    Manifest,
+    RunDir,
+    RunState,
+    TrialRecord,
+    atomic_write,
+    best_records,
+    extract_outputs,
+    find_run,
+)
 from launcher.trial import TrialResult, TrialStatus
+from tests.unit.fake_runs import make_run as make_full_run
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "runs"
 
 
 def make_run(tmp_path: Path) -> RunDir:
@@ -26,22 +40,38 @@ def test_torn_last_record_is_ignored(tmp_path: Path) -> None:
     run.record(TrialResult("bbbbbbbbbbbb", TrialStatus.FAILED, exit_code=1))
     with open(run.path / "trials.jsonl", "ab") as f:
         f.write(b'{"trial_id": "cccccccccccc", "status": "succ')  # killed mid-append
-    assert [r["trial_id"] for r in run.records()] == ["aaaaaaaaaaaa", "bbbbbbbbbbbb"]
+    assert [r.trial_id for r in run.records()] == ["aaaaaaaaaaaa", "bbbbbbbbbbbb"]
     run.record(TrialResult("dddddddddddd", TrialStatus.SUCCEEDED))
-    assert [r["trial_id"] for r in run.records()][-1] == "dddddddddddd"
+    assert [r.trial_id for r in run.records()][-1] == "dddddddddddd"
+
+
+def test_a_record_with_an_invalid_status_or_shape_is_skipped(tmp_path: Path) -> None:
+    run = make_run(tmp_path)
+    run.record(TrialResult("aaaaaaaaaaaa", TrialStatus.SUCCEEDED))
+    with open(run.path / "trials.jsonl", "a") as f:
+        f.write('{"trial_id": "bbbbbbbbbbbb", "status": "exploded"}\n')
+        f.write('{"trial_id": "cccccccccccc", "status": "failed", "attempt": "x"}\n')
+        f.write('["not", "a", "record"]\n')
+    assert [r.trial_id for r in run.records()] == ["aaaaaaaaaaaa"]
 
 
 def test_a_trial_recorded_twice_counts_once_and_success_wins() -> None:
     records = [
-        {"trial_id": "t1", "status": "lost", "attempt": 1},
-        {"trial_id": "t1", "status": "succeeded", "attempt": 2, "metrics": {"m": 1}},
-        {"trial_id": "t1", "status": "failed", "attempt": 1},  # a late duplicate
-        {"trial_id": "t2", "status": "failed", "attempt": 1},
-        {"trial_id": "t2", "status": "timed_out", "attempt": 2},
+        TrialRecord("t1", TrialStatus.LOST, attempt=1),
+        TrialRecord("t1", TrialStatus.SUCCEEDED, attempt=2, metrics={"m": 1}),
+        TrialRecord("t1", TrialStatus.FAILED, attempt=1),  # a late duplicate
+        TrialRecord("t2", TrialStatus.FAILED, attempt=1),
+        TrialRecord("t2", TrialStatus.TIMED_OUT, attempt=2),
     ]
     best = best_records(records)
-    assert best["t1"]["status"] == "succeeded" and best["t1"]["attempt"] == 2
-    assert best["t2"]["status"] == "timed_out"  # the latest of equally final ones
+    assert best["t1"].status is TrialStatus.SUCCEEDED and best["t1"].attempt == 2
+    assert best["t2"].status is TrialStatus.TIMED_OUT  # the latest of equally final ones
+
+
+def test_a_record_survives_a_round_trip() -> None:
+    record = TrialRecord("t1", TrialStatus.FAILED, "exit code 3", 3, {"acc": 0.5}, "h2",
+                         "sha256:x", "c1", 2, "a", "b", "c", 1.5, {"ray_node_id": "n"})
+    assert TrialRecord.from_json(json.loads(record.line())) == record
 
 
 def test_files_are_written_before_the_record(tmp_path: Path) -> None:
@@ -107,3 +137,46 @@ def test_second_lock_is_refused(tmp_path: Path) -> None:
     with run.locked(), pytest.raises(RunError, match="in use by another launcher"):
         run.lock()
     run.lock().close()  # free again after the block
+
+
+def test_manifest_answers_through_typed_properties(tmp_path: Path) -> None:
+    path = make_full_run(tmp_path, "20260102-120000-aaaa", [], hosts=("h1", "h2"), slots=3,
+                         metric={"name": "acc", "goal": "maximize"}, max_parallel=4)
+    manifest = RunDir(path).manifest()
+    assert manifest.version == SCHEMA_VERSION and manifest.state is RunState.FINISHED
+    assert (manifest.metric_name, manifest.goal) == ("acc", "maximize")
+    assert [h.name for h in manifest.hosts] == ["h1", "h2"] and manifest.slots == 4
+    assert [s.url for s in manifest.host_specs()] == ["h1", "h2"]
+
+
+def test_a_run_from_a_newer_launcher_is_refused(tmp_path: Path) -> None:
+    path = make_full_run(tmp_path, "20260102-120000-aaaa", [])
+    data = json.loads((path / "manifest.json").read_text())
+    data["version"] = SCHEMA_VERSION + 1
+    (path / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(RunError, match=r"written by a newer launcher .*upgrade the launcher"):
+        RunDir(path).manifest()
+
+
+@pytest.mark.parametrize("name", ["manifest.json", "plan.json"])
+def test_a_damaged_or_missing_run_file_is_a_one_line_error(tmp_path: Path, name: str) -> None:
+    path = make_full_run(tmp_path, "20260102-120000-aaaa", [])
+    (path / name).write_text('{"trials": [')
+    read = RunDir(path).manifest if name == "manifest.json" else RunDir(path).plan
+    with pytest.raises(RunError, match=f"{name} is damaged"):
+        read()
+    (path / name).unlink()
+    with pytest.raises(RunError, match=f"{name} is missing"):
+        read()
+
+
+def test_the_unversioned_layout_of_launcher_0_1_is_migrated() -> None:
+    [path] = (FIXTURES / "v1" / "sweep").iterdir()
+    raw = json.loads((path / "manifest.json").read_text())
+    assert "version" not in raw and raw["stopped_because"] == ""
+    manifest = Manifest.from_json(raw, "fixture")
+    assert manifest.version == SCHEMA_VERSION and manifest.stopped_because == ""
+    assert manifest.state is RunState.FINISHED and manifest.image.id.startswith("sha256:")
+    assert manifest.slots == 2 and manifest.metric_name == "val_acc"
+    run = RunDir(path)
+    assert len(run.plan()) == 8 and len(run.best()) == 8

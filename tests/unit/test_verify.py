@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from launcher.errors import UsageError
 from launcher.verify import (
+    Signature,
     classes,
     differences,
     hash_outputs,
@@ -53,7 +55,8 @@ def test_differences_name_metrics_and_files() -> None:
 
 
 def test_classes_keep_equal_results_together() -> None:
-    a, b = ({"acc": 1.0}, {}), ({"acc": 2.0}, {})
+    a: Signature = ({"acc": 1.0}, {})
+    b: Signature = ({"acc": 2.0}, {})
     assert classes([a, b, a, a, b]) == [[0, 2, 3], [1, 4]]
 
 
@@ -138,7 +141,7 @@ def test_hash_outputs_ignores_names_and_patterns(tmp_path: Path) -> None:
     assert hash_outputs(tmp_path / "missing") == {}
 
 
-def _trial(tid: str, seed: int, acc: float, weights: bytes, host: str = "local") -> dict:
+def _trial(tid: str, seed: int, acc: float, weights: bytes, host: str = "local") -> dict[str, Any]:
     return {"trial_id": tid, "config_id": "cfg", "seed": seed, "host": host,
             "params": {"lr": 0.1}, "metrics": {"acc": acc},
             "files": {"model.npy": weights, "metrics.json": f'{{"acc": {acc}}}'.encode()}}

@@ -1,0 +1,77 @@
+"""Durable file writes and safe unpacking: what every file of a run directory relies on."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import tarfile
+from pathlib import Path
+from typing import IO, Any
+
+from launcher.errors import RunError
+
+_TRIAL_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # a file name that cannot leave its folder
+
+
+def atomic_write(path: Path, data: bytes | str) -> None:
+    """Write ``path`` so that readers see the old or the new file, never a mix."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(raw)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_json(path: Path, data: Any) -> None:
+    atomic_write(path, json.dumps(data, indent=1, ensure_ascii=False, default=str) + "\n")
+
+
+def append_line(path: Path, line: str) -> None:
+    """Append one line and fsync it. A line torn by an earlier crash is sealed first (it
+    stays unreadable, and is skipped by readers)."""
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            line = "\n" + line
+        os.write(fd, line.encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def safe_trial_id(trial_id: str) -> str:
+    """Trial ids become file names: only plain names (letters, digits, _ and -) pass."""
+    if not _TRIAL_ID.fullmatch(trial_id):
+        raise RunError(f"refusing a trial id that is not a launcher id: {trial_id!r}")
+    return trial_id
+
+
+def extract_outputs(tar_stream: IO[bytes], dest: Path) -> None:
+    """Unpack a get_archive tar of /outputs into ``dest``: regular files and folders only,
+    nothing outside ``dest`` (Python's "data" extraction filter)."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    with tarfile.open(fileobj=tar_stream, mode="r|") as tar:
+        for member in tar:
+            _, _, rel = member.name.partition("/")  # get_archive prefixes "outputs/"
+            if not rel or not (member.isfile() or member.isdir()):
+                continue
+            member.name = rel
+            tar.extract(member, dest, filter="data")
+    tar_stream.close()

@@ -1,0 +1,66 @@
+"""plan.json: the trials a run planned, in launch order (the table has one row each)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from launcher.errors import RunError
+from launcher.trial import Trial
+
+PLAN_VERSION = 1
+
+
+@dataclass(frozen=True)
+class PlannedTrial:
+    """One planned trial: ids, replica, seed and its parameters nested as in the file."""
+
+    trial_id: str
+    config_id: str
+    replica: int
+    seed: int
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PlanFile:
+    parameters: tuple[str, ...]  # dotted names, in the sweep file's order
+    trials: tuple[PlannedTrial, ...]
+    version: int = PLAN_VERSION
+
+    @classmethod
+    def of(cls, trials: Sequence[Trial], parameters: Sequence[str]) -> PlanFile:
+        return cls(tuple(parameters), tuple(
+            PlannedTrial(t.trial_id, t.config_id, t.replica, t.seed, t.nested_params())
+            for t in trials))
+
+    @classmethod
+    def from_json(cls, raw: Any, where: str) -> PlanFile:
+        try:
+            version = int(raw.get("version", 1))
+            trials = tuple(PlannedTrial(str(t["trial_id"]), str(t["config_id"]),
+                                        int(t["replica"]), int(t["seed"]),
+                                        dict(t.get("params") or {}))
+                           for t in raw["trials"])
+            names = tuple(str(n) for n in raw["parameters"])
+        except (AttributeError, KeyError, TypeError, ValueError) as e:
+            raise RunError(f"{where} is damaged ({type(e).__name__}: {e})",
+                           hint="restore it from a backup") from None
+        if version > PLAN_VERSION:
+            raise RunError(f"{where} was written by a newer launcher (plan version {version};"
+                           f" this launcher reads up to {PLAN_VERSION})",
+                           hint="upgrade the launcher to read this run")
+        return cls(names, trials, version)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": self.version, "parameters": list(self.parameters),
+                "trials": [{"trial_id": t.trial_id, "config_id": t.config_id,
+                            "replica": t.replica, "seed": t.seed, "params": t.params}
+                           for t in self.trials]}
+
+    def trial_ids(self) -> list[str]:
+        return [t.trial_id for t in self.trials]
+
+    def __len__(self) -> int:
+        return len(self.trials)
