@@ -259,6 +259,10 @@ def _engine_error(result: TrialResult, e: Exception, running: Running) -> None:
     status_code = getattr(getattr(e, "response", None), "status_code", None) or 0
     if running.cancelled.is_set():
         result.status, result.reason = TrialStatus.CANCELLED, "cancelled"
+    elif "could not select device driver" in explanation:  # a 500, but no retry helps
+        result.status = TrialStatus.FAILED
+        result.reason = (f"host {result.host} cannot give containers GPUs ({explanation}): "
+                         "install the NVIDIA container toolkit there, or set resources.gpus: 0")
     elif status_code >= 500 or (status_code == 404 and "No such image" in explanation):
         result.status, result.reason = TrialStatus.LOST, f"engine error: {explanation}"
     else:
