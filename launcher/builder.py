@@ -217,9 +217,20 @@ def build_failed(lines: list[str], request: BuildRequest) -> ImageError:
 
 def _advice(text: str, request: BuildRequest) -> str:
     if request.network == "none" and _NO_NETWORK.search(text):
+        if ".wheelhouse" not in request.dockerfile_text:
+            return ("the build has no network, and the launcher put the wheels of "
+                    f"{request.requirements_hint} into .wheelhouse/ of the context: COPY it "
+                    "and `pip install --no-index --find-links` from it (as the Dockerfile of "
+                    "`launch init` does), or set image.build.network: default")
         return ("the build has no network (image.build.network: none, the default when the "
                 "launcher supplies the wheels); set image.build.network: default if the "
                 "Dockerfile must download something")
+    if "externally-managed-environment" in text:
+        return ("this base's Python refuses system-wide installs (PEP 668): install into a "
+                "venv (RUN python3 -m venv /opt/venv, then /opt/venv/bin/pip install ...), as "
+                "the Dockerfile of `launch init` does")
+    if re.search(r"\bpython: (not found|No such file)", text):
+        return "this base has python3 but no python: call python3"
     if "unknown instruction" in text and _HEREDOC.search(request.dockerfile_text):
         return ("heredocs (RUN <<EOF) need Dockerfile syntax 1.4, newer than this engine's "
                 "built-in one: use Docker 23 or newer, or add `# syntax=docker/dockerfile:1` "

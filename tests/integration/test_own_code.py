@@ -357,3 +357,23 @@ def test_the_scikit_learn_example_reproduces_over_the_test_hosts(tmp_path: Path)
     assert "16/16 trials on 3 hosts reproduce across 2 runs" in verified.stdout
     for run in runs:
         assert_nothing_left(run.name)
+
+
+def test_the_starter_dockerfile_builds_without_wheels_with_the_classic_builder(
+        tmp_path: Path, client: docker.DockerClient) -> None:
+    """The starter's other path: no .wheelhouse (as with plain `docker build .`), pip
+    from the index (here with nothing to install), on the classic builder."""
+    from launcher.project import write_starter
+
+    root = tmp_path / "starter"
+    write_starter(root)
+    (root / "requirements.txt").write_text("# nothing to install\n")
+    image = build_image(client, ImageSpec(context=str(root), builder="classic"), root)
+    try:
+        assert image.built and image.builder == "classic"
+        listing = client.containers.run(image.id, entrypoint=["ls", "-A", "/app"],
+                                        remove=True, network_disabled=True)
+        assert listing.decode().split() == ["requirements.txt", "train.py"]
+        assert client.api.inspect_image(image.id)["Config"]["User"] == "10001"
+    finally:
+        client.images.remove(image.tag)

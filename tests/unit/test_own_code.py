@@ -112,8 +112,15 @@ def request(**kwargs: Any) -> BuildRequest:
 
 
 def test_build_errors_give_advice() -> None:
-    offline = build_failed(["pip install x", "Temporary failure in name resolution"], request())
+    offline = build_failed(["pip install x", "Temporary failure in name resolution"],
+                           request(dockerfile_text="COPY .wheelhouse/ /w/\n"))
     assert "image.build.network: default" in str(offline)
+    no_wheels = build_failed(["Failed to establish a new connection"],
+                             request(requirements_hint="requirements.txt"))
+    assert "wheels of requirements.txt into .wheelhouse/" in str(no_wheels)
+    pep668 = build_failed(["error: externally-managed-environment"], request())
+    assert "python3 -m venv /opt/venv" in str(pep668)
+    assert "call python3" in str(build_failed(["/bin/sh: 1: python: not found"], request()))
     heredoc = build_failed(["dockerfile parse error line 4: unknown instruction: ECHO"],
                            request(dockerfile_text="FROM a\nRUN <<EOT\necho hi\nEOT\n"))
     assert "heredocs" in str(heredoc) and "Docker 23" in str(heredoc)
