@@ -125,6 +125,13 @@ def test_results_git_venvs_and_sweep_files_never_change_the_image(tmp_path: Path
     finally:
         os.chdir(ROOT)
     assert_nothing_left(first.run_id)
+    client = docker.from_env()
+    changed = build_image(client, ImageSpec(context=str(root)), root,
+                          leave_out=[root / "results", sweep])  # built by the resume
+    assert not changed.built
+    for image_id in (*ids, changed.id):
+        client.images.remove(image_id, force=True)
+    client.close()
 
 
 @pytest.fixture(scope="module")
