@@ -213,9 +213,6 @@ def _launcher_keys(reader: Reader, data: dict[str, Any], source: str | None) -> 
         "network": reader.choice(data.get("network", defaults.NETWORK), ("network",),
                                  ("none", "bridge")),
         "env": parse_env(reader, data.get("env")),
-        "outputs": reader.boolean(data.get("outputs", True), ("outputs",)),
-        "strict_metrics": reader.boolean(data.get("strict_metrics", False),
-                                         ("strict_metrics",)),
         "results": reader.string(data.get("results", defaults.RESULTS_ROOT), ("results",)),
         "mounts": parse_mounts(reader, data.get("mounts"), base),
     }
@@ -237,6 +234,8 @@ def _launcher_keys(reader: Reader, data: dict[str, Any], source: str | None) -> 
     for key in ("log_limit", "outputs_limit"):
         if key in data:
             out[key] = _memory(reader, data, key)
+    for key, default in (("outputs", True), ("strict_metrics", False)):
+        out[key] = reader.boolean(data.get(key, default), (key,))
     return out
 
 
