@@ -69,12 +69,19 @@ class RunResults:
 
     @property
     def ok(self) -> bool:
-        return bool((self.df["status"] == str(TrialStatus.SUCCEEDED)).all()) and \
-            not self.stopped
+        done = {"succeeded", "not_started"} if self.target_reached else {"succeeded"}
+        # after metric.target, trials left unstarted are fine
+        return bool(self.df["status"].isin(done).all()) and not self.stopped
+
+    @property
+    def target_reached(self) -> str:
+        """Which trial reached ``metric.target`` (empty when none did)."""
+        return self.outcome.target_reached if self.outcome else ""
 
     @property
     def exit_code(self) -> int:
-        """130 when interrupted, 0 when every trial succeeded, else 1."""
+        """130 when interrupted, 0 when every trial succeeded (or the target was
+        reached), else 1."""
         if self.interrupted:
             return EXIT_INTERRUPTED
         return EXIT_OK if self.ok else EXIT_FAILURE
@@ -103,7 +110,7 @@ def run_sweep(sweep: str | Path | SweepSpec, overrides: Overrides | None = None,
     plan = expand(spec)
     run_id = new_run_id()
     with prepared_backend(spec, run_id, on_line) as (backend, image, ctx):
-        run = RunDir.create(Path(spec.results), spec.name, run_id)
+        run = RunDir.create(Path(spec.results), spec.folder, run_id)
         with run.locked():
             run.start(sweep_text=spec.source_text,
                       plan=PlanFile.of(plan.trials, plan.parameter_names),
@@ -177,7 +184,7 @@ def resume_or_run(spec: SweepSpec, *, resume: bool, retry_failed: bool = False,
     """``launch SWEEP --resume``: continue the newest run of the sweep, if there is one."""
     from launcher.store import newest_run
 
-    previous = newest_run(Path(spec.results), spec.name) if resume else None
+    previous = newest_run(Path(spec.results), spec.folder) if resume else None
     if previous is not None:
         return resume_run(previous.path, spec.results, retry_failed=retry_failed,
                           progress=progress, on_line=on_line)
@@ -218,7 +225,7 @@ def execute(spec: SweepSpec, run: RunDir, backend: Backend, ctx: RunContext, pla
     warm_up_table_libraries()
     with Progress(len(todo), backend.workers(), mode=progress) as view:
         ctx.on_start = view.started
-        runner = Runner(backend, run, policy, on_result=view.finished_trial)
+        runner = Runner(backend, run, policy, on_result=view.finished_trial, target=spec.metric)
         return runner.execute(todo, start_attempts)
 
 
@@ -245,7 +252,8 @@ def finish_run(run: RunDir, backend: Backend, outcome: Outcome | None) -> pd.Dat
     else:
         state = RunState.STOPPED if why else RunState.FINISHED
     try:
-        run.finish(state=state, stopped_because=why, notes=backend.notes())
+        run.finish(state=state, stopped_because=why, notes=backend.notes(),
+                   target_reached=outcome.target_reached or None if outcome else None)
     except LauncherError:
         return None  # the manifest itself is unreadable: nothing more can be said
     return write_tables(run)

@@ -32,7 +32,8 @@ IGNORED_SUFFIXES = (".pyc", ".pyo", ".swp", "~")
 # A folder holding one of these is an environment or a launcher run, not source code.
 ENVIRONMENT_MARKERS = ("pyvenv.cfg", "conda-meta")
 RUN_MARKERS = ("manifest.json", "plan.json")
-SWEEP_SIGNS = ("method", "metric", "program", "command", "replicas", "run_cap", "image")
+SWEEP_SIGNS = ("method", "metric", "program", "command", "replicas", "run_cap", "image",
+               "seed_mode", "hosts", "resources", "early_terminate")
 SNIFF_LIMIT = 256 * 1024
 
 
@@ -98,8 +99,8 @@ def _never_in_context(path: Path, name: str, is_dir: bool) -> bool:
 
 def is_sweep_file(path: Path) -> bool:
     """A YAML file that a launcher (or W&B) reads as a sweep: a mapping with
-    ``parameters`` and one of the sweep keys. Sweep files are launcher inputs: editing
-    one must not change the image."""
+    ``parameters`` and one of the sweep keys, or (a sweep of replicas only) two of them.
+    Sweep files are launcher inputs: editing one must not change the image."""
     import yaml
 
     try:
@@ -108,8 +109,10 @@ def is_sweep_file(path: Path) -> bool:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return False
-    return isinstance(data, dict) and "parameters" in data and any(
-        k in data for k in SWEEP_SIGNS)
+    if not isinstance(data, dict):
+        return False
+    signs = sum(k in data for k in SWEEP_SIGNS)
+    return signs >= 2 or (signs == 1 and "parameters" in data)
 
 
 def _file_digest(path: Path) -> str:

@@ -24,6 +24,7 @@ from launcher.outputs import copy_outputs, metrics_from_tar
 from launcher.runtime import HOME, device_requests, tmpfs_options
 from launcher.sections import Resources
 from launcher.trial import (
+    ENV_PARAM_PATH,
     ENV_PARAMS,
     ENV_SEED,
     ENV_TRIAL_ID,
@@ -34,6 +35,8 @@ from launcher.trial import (
     LABEL_SWEEP,
     LABEL_TRIAL,
     OUTPUTS_DIR,
+    PARAMS_DIR,
+    PARAMS_PATH,
     Trial,
     TrialResult,
     TrialStatus,
@@ -62,24 +65,32 @@ class ContainerSettings:
     log_limit: int = defaults.LOG_LIMIT
     outputs_limit: int = defaults.OUTPUTS_LIMIT
     mounts: tuple[tuple[str, str, str], ...] = ()  # (kind, source, target), read-only
+    params_file: bool = False  # the command uses ${args_json_file} (see paramsfile.py)
     metric: str | None = None  # the sweep's metric.name
     strict_metrics: bool = False  # a success without ``metric`` is a failed trial
 
+    def labels(self, trial: Trial, attempt: int) -> dict[str, str]:
+        return {LABEL_MANAGED: "true", LABEL_RUN: self.run_id, LABEL_SWEEP: self.sweep,
+                LABEL_TRIAL: trial.trial_id, LABEL_ATTEMPT: str(attempt)}
+
     def create_kwargs(self, api: Any, trial: Trial, argv: Argv, attempt: int,
-                      devices: tuple[str, ...] = ()) -> dict[str, Any]:
+                      params_volume: str = "", devices: tuple[str, ...] = ()) -> dict[str, Any]:
         """Arguments of the engine's container-create call (low-level API); ``devices``:
         the GPUs of the slot the trial runs in."""
         from docker.types import Mount
 
         env = {**self.env, ENV_TRIAL_ID: trial.trial_id, ENV_SEED: str(trial.seed),
                ENV_PARAMS: json.dumps(trial.nested_params(), ensure_ascii=False)}
+        if params_volume:
+            env[ENV_PARAM_PATH] = PARAMS_PATH
         res = self.resources
         tmpfs = {"/tmp": tmpfs_options(res.tmp, None), HOME: tmpfs_options(res.tmp, self.user)}
         if not self.outputs:  # nothing to copy back: a tmpfs is cheaper than a volume
             tmpfs[OUTPUTS_DIR] = tmpfs_options(res.tmp, self.user)
-        labels = {LABEL_MANAGED: "true", LABEL_RUN: self.run_id, LABEL_SWEEP: self.sweep,
-                  LABEL_TRIAL: trial.trial_id, LABEL_ATTEMPT: str(attempt)}
+        labels = self.labels(trial, attempt)
         mounts = [Mount(target=t, source=s, type=k, read_only=True) for k, s, t in self.mounts]
+        if params_volume:
+            mounts.append(Mount(PARAMS_DIR, params_volume, type="volume", read_only=True))
         if self.outputs:  # an anonymous volume, labelled so that `launch clean` finds it
             mounts.append(Mount(target=OUTPUTS_DIR, source=None, type="volume",
                                 labels=labels))
@@ -106,6 +117,7 @@ class Running:
     api: Any
     container_id: str = ""
     cancelled: threading.Event = field(default_factory=threading.Event)
+    params_volume: str = ""  # removed after the container
 
 
 def run_trial(api: docker.APIClient, trial: Trial, argv: Argv, settings: ContainerSettings,
@@ -118,8 +130,14 @@ def run_trial(api: docker.APIClient, trial: Trial, argv: Argv, settings: Contain
     running = running or Running(api)
 
     def steps() -> None:
-        cid = api.create_container(**settings.create_kwargs(api, trial, argv, attempt,
-                                                            devices))["Id"]
+        if settings.params_file:
+            from launcher.paramsfile import create_params_volume
+
+            running.params_volume = create_params_volume(
+                api, settings.image, settings.run_id, trial, settings.labels(trial, attempt))
+        kwargs = settings.create_kwargs(api, trial, argv, attempt, running.params_volume,
+                                        devices)
+        cid = api.create_container(**kwargs)["Id"]
         result.container_id = running.container_id = cid
         if running.cancelled.is_set():
             raise Cancelled
@@ -145,6 +163,10 @@ def adopt_trial(api: docker.APIClient, container: dict[str, Any], trial: Trial,
     result = TrialResult(trial.trial_id, TrialStatus.NOT_STARTED, host=host,
                          image_id=settings.image, attempt=attempt, container_id=cid)
     running = running or Running(api, container_id=cid)
+    if settings.params_file:
+        from launcher.paramsfile import volume_name
+
+        running.params_volume = volume_name(settings.run_id, trial.trial_id, attempt)
     state = api.inspect_container(cid)["State"]
     if state.get("Status") == "created":
         _remove(api, cid)
@@ -183,6 +205,10 @@ def _guarded(api: Any, result: TrialResult, running: Running,
     finally:
         if running.container_id:
             _remove(api, running.container_id)
+        if running.params_volume:
+            from launcher.paramsfile import remove_params_volume
+
+            remove_params_volume(api, running.params_volume)
     return result
 
 

@@ -104,6 +104,7 @@ def resolve_environment(spec: SweepSpec) -> tuple[dict[str, str], dict[str, str]
 
 def container_settings(spec: SweepSpec, image: BuiltImage, run_id: str,
                        env: dict[str, str]) -> ContainerSettings:
+    from launcher.command import uses_params_file
     from launcher.runtime import home_environment
 
     return ContainerSettings(
@@ -114,5 +115,6 @@ def container_settings(spec: SweepSpec, image: BuiltImage, run_id: str,
         timeout=spec.timeout, stop_grace=spec.stop_grace, log_limit=spec.log_limit,
         outputs_limit=spec.outputs_limit,
         mounts=tuple((m.kind, m.source, m.target) for m in spec.mounts),
+        params_file=uses_params_file(spec.command),
         metric=spec.metric.name if spec.metric else None,
         strict_metrics=spec.strict_metrics)

@@ -20,7 +20,8 @@ from launcher.version import __version__
 def new_manifest(spec: SweepSpec, run_id: str, image: BuiltImage,
                  backend: Backend) -> Manifest:
     """The manifest of a run of ``spec`` that starts now."""
-    metric = MetricRecord(spec.metric.name, spec.metric.goal) if spec.metric else None
+    metric = MetricRecord(spec.metric.name, spec.metric.goal, spec.metric.target) \
+        if spec.metric else None
     return Manifest.new(
         run_id=run_id, sweep=spec.name, created_at=now("seconds"),
         description=spec.description, launcher_version=__version__,

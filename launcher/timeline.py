@@ -19,10 +19,10 @@ def spans(df: pd.DataFrame) -> list[Span]:
     """(start, end) in seconds since the first container started, host and status, for
     every trial that has both times."""
     rows = []
-    for record in df.to_dict("records"):
-        start, end = parse_time(record.get("started_at")), parse_time(record.get("finished_at"))
+    for row in df.to_dict("records"):  # table rows (columns of the results table)
+        start, end = parse_time(row.get("started_at")), parse_time(row.get("finished_at"))
         if start and end:
-            rows.append((start, end, str(record.get("host") or "?"), str(record["status"])))
+            rows.append((start, end, str(row.get("host") or "?"), str(row["status"])))
     if not rows:
         return []
     origin = min(r[0] for r in rows)

@@ -23,30 +23,26 @@ from typing import TYPE_CHECKING, Any
 
 from launcher import defaults
 from launcher.backends.base import AllWorkersLost, Backend, RunContext, Work, WorkQueue
+from launcher.backends.placement import Placement
 from launcher.container import Running, adopt_trial, run_trial
 from launcher.engine import remove_by_label
 from launcher.hosts import Host, probe_cpu_model
 from launcher.image import BuiltImage
 from launcher.store.manifest import BackendRecord
-from launcher.trial import LABEL_RUN, LABEL_TRIAL, Trial, TrialResult, TrialStatus
+from launcher.trial import LABEL_RUN, LABEL_TRIAL, Trial, TrialResult
 
 if TYPE_CHECKING:
     from launcher.spec import SweepSpec
 
-QUARANTINE_AFTER = 5  # consecutive failures on one host while other hosts succeed
 IDLE_POLL = 0.5
 
 
 @dataclass
 class _Slot:
-    """Scheduling state of one host."""
+    """One host and the trials running on it (the placement policy keeps the counts)."""
 
+    index: int
     host: Host
-    running: int = 0
-    down: str = ""  # why the host is out of the run, empty while healthy
-    streak: int = 0  # consecutive non-successful results
-    streak_since: float = 0.0
-    last_success: float = -1.0
     inflight: dict[str, Running] = field(default_factory=dict)
     free_gpus: list[tuple[str, ...]] = field(default_factory=list)  # device groups not in use
     gpus_of: dict[str, tuple[str, ...]] = field(default_factory=dict)  # trial -> its group
@@ -54,13 +50,26 @@ class _Slot:
     def __post_init__(self) -> None:
         self.free_gpus = list(reversed(self.host.gpu_groups))
 
+    def take_gpus(self, trial_id: str) -> tuple[str, ...]:
+        """The slot's own GPUs for a starting trial: trials running at once on a host
+        never share one (the host's slots are capped by its GPU groups)."""
+        devices = self.free_gpus.pop() if self.free_gpus else ()
+        self.gpus_of[trial_id] = devices
+        return devices
+
+    def give_back_gpus(self, trial_id: str) -> None:
+        devices = self.gpus_of.pop(trial_id, ())
+        if devices:
+            self.free_gpus.append(devices)
+
 
 class DockerBackend(Backend):
     name = "docker"
 
     def __init__(self, hosts: list[Host], max_parallel: int | None = None,
                  source: Host | None = None, owns_connections: bool = False) -> None:
-        self._slots = [_Slot(h) for h in hosts]
+        self._slots = [_Slot(i, h) for i, h in enumerate(hosts)]
+        self._placement = Placement([(h.name, h.slots) for h in hosts])
         self._source = source or hosts[0]
         self._owned = [*hosts, *([source] if source and source not in hosts else [])] \
             if owns_connections else []
@@ -117,7 +126,7 @@ class DockerBackend(Backend):
                              self._max_parallel)
 
     def notes(self) -> list[str]:
-        return list(self._notes)
+        return [*self._placement.notes, *self._notes]
 
     # -- launch ----------------------------------------------------------------------------
     def launch(self, queue: WorkQueue) -> Iterator[TrialResult]:
@@ -130,8 +139,8 @@ class DockerBackend(Backend):
                 if not inflight:
                     if queue.empty() or self._stopping.is_set():
                         return
-                    if not self._healthy():
-                        raise AllWorkersLost(self._down_summary())
+                    if not self._placement.healthy():
+                        raise AllWorkersLost(self._placement.down_summary())
                     time.sleep(min(queue.next_due_in() or IDLE_POLL, IDLE_POLL))
                     continue
                 done, _ = wait(inflight, timeout=IDLE_POLL, return_when=FIRST_COMPLETED)
@@ -142,34 +151,28 @@ class DockerBackend(Backend):
                     result.queued_at = work.queued_at
                     self._observe(slot, result)
                     finished.append(result)
-                # Refill the freed slots before the caller spends time recording results.
+                # Refill the freed slots before the caller spends time recording results
+                # (unless a result reached the sweep's target: then nothing new starts).
+                queue.settle(finished)
                 self._dispatch(queue, pool, inflight)
                 yield from finished
 
     def _dispatch(self, queue: WorkQueue, pool: ThreadPoolExecutor,
                   inflight: dict[Future[TrialResult], tuple[Work, _Slot]]) -> None:
         while not self._stopping.is_set() and len(inflight) < self._max_parallel:
-            slot = self._least_loaded()
-            if slot is None:
+            index = self._placement.pick()
+            if index is None:
                 return
             work = queue.pop_ready()
             if work is None:
                 return
-            slot.running += 1
+            slot = self._slots[index]
+            self._placement.started(index)
             running = Running(slot.host.client.api)
-            # The slot's own GPUs: trials running at once on a host never share one.
-            devices = slot.free_gpus.pop() if slot.free_gpus else ()
             with self._lock:
                 slot.inflight[work.trial.trial_id] = running
-                slot.gpus_of[work.trial.trial_id] = devices
+                devices = slot.take_gpus(work.trial.trial_id)
             inflight[pool.submit(self._run_one, slot, work, running, devices)] = (work, slot)
-
-    def _least_loaded(self) -> _Slot | None:
-        free = [s for s in self._slots if not s.down and s.running < s.host.slots]
-        return min(free, key=lambda s: s.running / s.host.slots, default=None)
-
-    def _healthy(self) -> list[_Slot]:
-        return [s for s in self._slots if not s.down]
 
     def _run_one(self, slot: _Slot, work: Work, running: Running,
                  devices: tuple[str, ...] = ()) -> TrialResult:
@@ -186,48 +189,18 @@ class DockerBackend(Backend):
                 slot.inflight.pop(work.trial.trial_id, None)
 
     def _observe(self, slot: _Slot, result: TrialResult) -> None:
-        """Track host health: down when it stops answering, quarantined when it keeps
-        failing while other hosts succeed."""
-        slot.running -= 1
-        devices = slot.gpus_of.pop(result.trial_id, ())
-        if devices:
-            slot.free_gpus.append(devices)
-        clock = time.monotonic()
-        if result.status is TrialStatus.SUCCEEDED:
-            slot.streak, slot.last_success = 0, clock
-            return
-        if result.status is TrialStatus.CANCELLED:
-            return
-        if slot.streak == 0:
-            slot.streak_since = clock
-        slot.streak += 1
-        if result.status is TrialStatus.LOST and not slot.down and not self._answers(slot):
-            self._mark_down(slot, f"stopped answering ({result.reason})")
-        others_fine = any(s.last_success > slot.streak_since for s in self._slots
-                          if s is not slot and not s.down)
-        if slot.streak >= QUARANTINE_AFTER and others_fine and not slot.down:
-            self._mark_down(slot, f"quarantined after {slot.streak} failed trials in a row "
-                            "while other hosts succeeded")
-
-    def _answers(self, slot: _Slot) -> bool:
-        try:
-            slot.host.client.api.ping()
-            return True
-        except Exception:  # any failure to answer means down
-            return False
-
-    def _mark_down(self, slot: _Slot, why: str) -> None:
-        slot.down = why
-        self._notes.append(f"host {slot.host.name} {why}")
-
-    def _down_summary(self) -> str:
-        return "; ".join(f"{s.host.name}: {s.down}" for s in self._slots)
+        """Tell the placement policy; it marks hosts down or quarantines them."""
+        with self._lock:
+            slot.give_back_gpus(result.trial_id)
+        self._placement.finished(slot.index, result.status, lambda: _answers(slot.host),
+                                 result.reason)
 
     def adopt(self, trials: dict[str, Trial]) -> Iterator[TrialResult]:
         """See Backend.adopt: every container labelled with this run, on every host."""
         assert self._run is not None, "setup() first"
         run = self._run
-        found = [(slot, c) for slot in self._healthy() for c in slot.host.client.api.containers(
+        healthy = [self._slots[i] for i in self._placement.healthy()]
+        found = [(slot, c) for slot in healthy for c in slot.host.client.api.containers(
             all=True, filters={"label": f"{LABEL_RUN}={run.run_id}"})]
         if not found:
             return
@@ -272,9 +245,17 @@ class DockerBackend(Backend):
         if self._run is None:
             return
         for slot in self._slots:
-            if slot.down.startswith("stopped answering"):
+            if not self._placement.answering(slot.index):
                 continue
             remove_by_label(slot.host.client.api, f"{LABEL_RUN}={self._run.run_id}")
+
+
+def _answers(host: Host) -> bool:
+    try:
+        host.client.api.ping()
+        return True
+    except Exception:  # any failure to answer means down
+        return False
 
 
 def _stop(running: Running, grace: int) -> None:

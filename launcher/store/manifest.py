@@ -78,6 +78,7 @@ class ImageRecord:
 class MetricRecord:
     name: str
     goal: str = "minimize"
+    target: float | None = None  # metric.target: no new trial after one reaches it
 
 
 @dataclass(frozen=True)
@@ -213,7 +214,9 @@ class Manifest:
         raw = self.attrs.get("metric")
         if not isinstance(raw, dict) or not raw.get("name"):
             return None
-        return MetricRecord(str(raw["name"]), str(raw.get("goal") or "minimize"))
+        target = raw.get("target")
+        return MetricRecord(str(raw["name"]), str(raw.get("goal") or "minimize"),
+                            float(target) if target is not None else None)
 
     @property
     def metric_name(self) -> str | None:
@@ -270,6 +273,11 @@ class Manifest:
     @property
     def stopped_because(self) -> str:
         return str(self.attrs.get("stopped_because") or "")
+
+    @property
+    def target_reached(self) -> str:
+        """Which trial reached ``metric.target`` (empty when none did)."""
+        return str(self.attrs.get("target_reached") or "")
 
     @property
     def notes(self) -> list[str]:

@@ -53,6 +53,8 @@ class RunDir:
     @classmethod
     def create(cls, results_root: Path, folder: str, run_id: str | None = None) -> RunDir:
         """A new, empty run folder ``results_root/folder/run_id``."""
+        if folder in ("", ".", "..") or "/" in folder or "\\" in folder:
+            raise RunError(f"refusing the run folder name {folder!r}")  # never outside
         path = results_root / folder / (run_id or new_run_id())
         path.mkdir(parents=True, exist_ok=False)
         for sub in SUBFOLDERS:
@@ -89,11 +91,12 @@ class RunDir:
             raise RunError(f"{self._where(SWEEP)} cannot be read ({type(e).__name__})",
                            run=str(self.path), hint="restore it from a backup") from None
 
-    def finish(self, *, state: RunState, stopped_because: str | None,
-               notes: list[str]) -> Manifest:
+    def finish(self, *, state: RunState, stopped_because: str | None, notes: list[str],
+               target_reached: str | None = None) -> Manifest:
         """Record how the run ended in its manifest; returns the new manifest."""
         manifest = self.manifest().finished(state=state, at=now("seconds"),
-                                            stopped_because=stopped_because, notes=notes)
+                                            stopped_because=stopped_because, notes=notes,
+                                            target_reached=target_reached)
         self.write_manifest(manifest)
         return manifest
 

@@ -191,7 +191,7 @@ def test_a_base_that_cannot_be_pulled_is_one_line_that_says_what_to_do(
         tmp_path: Path, dockerfile: str, advice: str) -> None:
     root = small_project(tmp_path / "nobase")
     (root / "Dockerfile").write_text(dockerfile + "COPY job.py /app/job.py\n")
-    (root / "sweep.yaml").write_text("parameters: {}\n")
+    (root / "sweep.yaml").write_text("replicas: 1\n")
     done = launch("build", str(root / "sweep.yaml"))
     assert done.returncode == 1 and done.stdout == ""
     lines = done.stderr.strip().splitlines()
@@ -256,7 +256,6 @@ print(json.dumps({"metrics": {
 def test_shm_tmp_and_a_writable_home_are_seen_from_inside_a_running_trial(
         tmp_path: Path) -> None:
     path = write_sweep(tmp_path, {"command": ["python3", "-c", PROBE_RUNTIME],
-                                  "parameters": {},
                                   "resources": {"cpus": 0.5, "memory": "256m", "shm": "1g",
                                                 "tmp": "64m"}})
     results = run_sweep(path)
@@ -280,7 +279,8 @@ def test_gpu_device_requests_reach_the_engine(tmp_path: Path,
     settings = ContainerSettings(image=BASE, run_id="gpu-inspect", sweep="g",
                                  resources=Resources(gpus=2), user="10001:10001")
     trial = Trial("abcdefabcdef", "c", 0, 0, 0, ())
-    kwargs = settings.create_kwargs(client.api, trial, Argv(None, ["true"]), 1, ("2", "3"))
+    kwargs = settings.create_kwargs(client.api, trial, Argv(None, ["true"]), 1,
+                                    devices=("2", "3"))
     cid = client.api.create_container(**kwargs)["Id"]
     try:
         requests = client.api.inspect_container(cid)["HostConfig"]["DeviceRequests"]
@@ -290,7 +290,7 @@ def test_gpu_device_requests_reach_the_engine(tmp_path: Path,
                          "Capabilities": [["gpu"]], "Options": {}}]
     # A whole run on a host that says it has two GPUs but no GPU runtime: each trial is
     # a failed row that says why (not a lost trial retried forever).
-    path = write_sweep(tmp_path, {"command": ["true"], "parameters": {},
+    path = write_sweep(tmp_path, {"command": ["true"],
                                   "hosts": [{"url": "local", "gpus": 2}],
                                   "resources": {"cpus": 0.5, "memory": "64m", "gpus": 1}})
     results = run_sweep(path, replicas=3)
@@ -310,7 +310,7 @@ print(json.dumps({"metrics": {"acc": 0.5}}))
 
 def test_outputs_over_the_limit_keep_the_trial_and_mark_the_copy(tmp_path: Path) -> None:
     path = write_sweep(tmp_path, {"command": ["python3", "-c", BIG_OUTPUTS],
-                                  "parameters": {}, "outputs_limit": "1m",
+                                  "outputs_limit": "1m",
                                   "metric": {"name": "acc"}})
     done = launch(str(path), "-q")
     assert done.returncode == 0, done.stderr
@@ -331,7 +331,7 @@ def test_outputs_over_the_limit_keep_the_trial_and_mark_the_copy(tmp_path: Path)
 def test_a_metric_no_trial_reports_is_said_and_strict_metrics_fail(tmp_path: Path) -> None:
     path = write_sweep(tmp_path, {"command": ["python3", "-c",
                                               "print('{\"metrics\": {\"acc\": 1}}')"],
-                                  "parameters": {}, "metric": {"name": "val_acc"}})
+                                  "metric": {"name": "val_acc"}})
     line = ("no trial reported the sweep's metric 'val_acc' (reported: acc); the job's "
             'last stdout line must be like {"metrics": {"val_acc": 0.93}}')
     done = launch(str(path), "-q")

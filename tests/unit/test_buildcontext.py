@@ -96,7 +96,9 @@ def test_a_dockerignore_adds_to_the_defaults_and_can_bring_files_back(tmp_path: 
     ("method: grid\nparameters:\n  lr: {value: 1}\n", True),
     ("parameters:\n  lr: {value: 1}\nreplicas: 3\n", True),
     ("program: train.py\nmetric: {name: a}\nparameters: {}\n", True),
+    ("replicas: 10\ncommand: [python3, job.py]\n", True),  # replicas only
     ("parameters:\n  lr: 1\n", False),  # a job's config with a "parameters" key
+    ("image: cat.png\nsize: 3\n", False),
     ("lr: 0.1\n", False),
     ("- a\n- b\n", False),
     ("{{ not yaml", False),

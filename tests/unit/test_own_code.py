@@ -154,7 +154,7 @@ def test_home_and_caches_point_into_the_home_tmpfs_unless_the_image_sets_them() 
 def test_a_slot_with_devices_asks_the_engine_for_exactly_those() -> None:
     settings = ContainerSettings(image="sha256:x", run_id="r1", sweep="s",
                                  resources=Resources(gpus=2))
-    host = settings.create_kwargs(API, TRIAL, Argv(None, []), 1, ("2", "3"))["host_config"]
+    host = settings.create_kwargs(API, TRIAL, Argv(None, []), 1, devices=("2", "3"))["host_config"]
     assert host["DeviceRequests"] == [{"Driver": "", "Count": 0, "DeviceIDs": ["2", "3"],
                                        "Capabilities": [["gpu"]], "Options": {}}]
 
@@ -263,7 +263,7 @@ def test_the_sweep_keys_of_bring_your_own_code(tmp_path: Path) -> None:
         "strict_metrics": True, "resources": {"shm": "1g", "tmp": "64m", "gpus": 1},
         "image": {"build": {"network": "default", "builder": "classic"}},
         "hosts": [{"url": "local", "gpus": 2}, {"url": "unix:///x.sock", "gpus": ["GPU-a"]}],
-        "parameters": {}}))
+        }))
     spec = load_sweep(path)
     assert spec.strict_metrics and spec.resources.shm == 2**30
     assert spec.resources.tmp == 64 * 2**20 and spec.image.network == "default"
