@@ -51,7 +51,7 @@ lint: venv
 	$(VENV)/bin/ruff check launcher tests experiments benchmarks
 	$(VENV)/bin/mypy --strict launcher tests
 	@scripts/ensure-shellcheck.sh
-	shellcheck -x scripts/*.sh .ci/run
+	shellcheck -x scripts/*.sh launcher/data/*.sh .ci/run
 
 ## unit: the tests that need no Docker engine
 unit: venv

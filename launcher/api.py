@@ -31,6 +31,8 @@ from launcher.trial import Trial, TrialResult, TrialStatus
 if TYPE_CHECKING:
     import pandas as pd
 
+    from launcher.image import BuiltImage
+
 
 @dataclass
 class RunResults:
@@ -143,12 +145,7 @@ def resume_run(ref: str | Path, results_root: str | Path = RESULTS_ROOT, *,
                 on_line(f"run {run.label} has nothing left to run")
             return RunResults(run.path, Outcome(), manifest.notes)
         with prepared_backend(spec, run.run_id, on_line) as (backend, image, ctx):
-            expected = manifest.image.id
-            if image.id != expected:
-                raise RunError(f"the image changed since run {run.run_id} started (now "
-                               f"{image.id[:19]}, the run used {expected[:19]})",
-                               run=str(run.path), hint="restore the build context, or start "
-                               "a new run of the sweep")
+            check_same_image(run, image)
             for result in backend.adopt({t.trial_id: t for t in plan.trials}):
                 stopped_by_launcher(result, manifest.stop_requested_at)
                 run.record(result, ctx.recorded_argv(plan_trial(plan, result.trial_id)))
@@ -162,6 +159,20 @@ def resume_run(ref: str | Path, results_root: str | Path = RESULTS_ROOT, *,
             finally:
                 table = finish_run(run, backend, outcome)
     return RunResults(run.path, outcome, backend.notes(), table)
+
+
+def check_same_image(run: RunDir, image: BuiltImage) -> None:
+    """A resumed run must use the image it started with; if not, say which files changed."""
+    from launcher.buildcontext import describe_changes
+
+    recorded = run.manifest().image
+    if image.id == recorded.id:
+        return
+    changes = describe_changes(recorded.inputs or {}, image.inputs)
+    raise RunError(f"the image changed since run {run.run_id} started (now {image.id[:19]}, "
+                   f"the run used {recorded.id[:19]}" + (f"; {changes})" if changes else ")"),
+                   run=str(run.path), hint="restore those files, or start a new run of the "
+                   "sweep")
 
 
 def todo(plan: Plan, best: dict[str, TrialRecord], retry_failed: bool) -> list[Trial]:

@@ -143,8 +143,9 @@ def summary_section(table: RunTable, manifest: Manifest, live: bool) -> str:
                        f"{manifest.replicas} replicas per configuration")]
     banner = (f"<p class=\"live\">Live: the run is running; this page reloads every "
               f"{RELOAD_SECONDS} s until it ends.</p>" if live else "")
+    warnings = "".join(note(f"warning: {p}") for p in table.problems())
     return (f"<h1>{esc(table.sweep)}</h1><p class=\"sub\">{esc(manifest.description)}</p>"
-            f"{banner}{facts_table(facts)}")
+            f"{banner}{facts_table(facts)}{warnings}")
 
 
 def best_section(table: RunTable, labels: dict[str, str]) -> str:

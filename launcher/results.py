@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
 BASE_COLUMNS = ("run_id", "sweep", "trial_id", "config_id", "replica", "seed")
 OUTCOME_COLUMNS = ("status", "reason", "exit_code", "host", "image_id", "container_id",
-                   "attempt", "queued_at", "started_at", "finished_at", "duration_s", "argv")
+                   "attempt", "queued_at", "started_at", "finished_at", "duration_s",
+                   "outputs_truncated", "argv")
 TIME_COLUMNS = ("queued_at", "started_at", "finished_at")
 HISTORY_FILE = "history.parquet"
 
@@ -73,6 +74,7 @@ def build_table(run: RunDir) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=columns)
     for column in ("exit_code", "attempt"):
         df[column] = df[column].astype("Int64")
+    df["outputs_truncated"] = df["outputs_truncated"].eq(True)  # not started: False
     for column in TIME_COLUMNS:
         df[column] = pd.to_datetime(df[column], utc=True, format="ISO8601")
     return df
@@ -85,6 +87,7 @@ def outcome_row(record: TrialRecord) -> dict[str, Any]:
             "container_id": record.container_id, "attempt": record.attempt,
             "queued_at": record.queued_at, "started_at": record.started_at,
             "finished_at": record.finished_at, "duration_s": record.duration_s,
+            "outputs_truncated": record.outputs_truncated,
             "argv": json.dumps(list(record.argv), ensure_ascii=False)
             if record.argv is not None else None}
 
@@ -233,6 +236,10 @@ class RunTable:
     def best(self, n: int = 5) -> pd.DataFrame:
         return self.by_config().head(n)
 
+    def problems(self) -> list[str]:
+        """See :func:`table_problems`."""
+        return table_problems(self.df, self.metric)
+
 
 def open_results(run: str | Path, results_root: str | Path = RESULTS_ROOT) -> RunTable:
     """The results of a run (a run directory, or a run id or unique prefix)."""
@@ -290,10 +297,12 @@ def aggregate(df: pd.DataFrame, metric: str | None, goal: str = "minimize") -> p
 
 
 def compact(df: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
-    """The table for a terminal: provenance columns left out (CSV and JSON keep them),
-    the rest ordered by use, so that what fits the width is what matters: the id, the
-    parameters that vary, the sweep's metric, status and host, then the rest."""
-    shown = [c for c in df.columns if c not in COMPACT_HIDDEN]
+    """The table for a terminal: provenance columns left out (CSV and JSON keep them; and
+    outputs_truncated unless a copy was truncated), the rest ordered by use, so that what
+    fits the width is what matters: the id, the parameters that vary, the sweep's
+    metric, status and host, then the rest."""
+    hidden = COMPACT_HIDDEN + (() if truncated_outputs(df) else ("outputs_truncated",))
+    shown = [c for c in df.columns if c not in hidden]
     varying = [c for c in shown if c.startswith("param.")
                and df[c].astype(str).nunique(dropna=True) > 1]
     stats = ("mean", "std", "count", "min", "max")
@@ -304,6 +313,34 @@ def compact(df: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
     middle = [c for c in ("status", "succeeded", "trials", "host", "duration_s") if c in shown]
     first = [*ident, *varying, *metric_first, *middle]
     return df[[*first, *(c for c in shown if c not in first)]]
+
+
+def truncated_outputs(df: pd.DataFrame) -> int:
+    """How many trials' /outputs were over outputs_limit (their copies are partial)."""
+    return int(df["outputs_truncated"].sum()) if "outputs_truncated" in df.columns else 0
+
+
+def table_problems(df: pd.DataFrame, metric: str | None) -> list[str]:
+    """What a reader of the table must know: a metric no trial reported, truncated outputs."""
+    out = [p for p in [metric_problem(df, metric)] if p]
+    if truncated_outputs(df):
+        out.append(f"the outputs of {truncated_outputs(df)} trials were over outputs_limit: "
+                   "their copies are truncated (column outputs_truncated; raise "
+                   "outputs_limit to keep everything)")
+    return out
+
+
+def metric_problem(df: pd.DataFrame, metric: str | None) -> str | None:
+    """When trials finished but none reported the sweep's metric: what they reported
+    instead and the line the job must print. None when all is well."""
+    from launcher.trial import missing_metric
+
+    finished = df["status"] != str(TrialStatus.NOT_STARTED)
+    column = f"metric.{metric}"
+    if not metric or not finished.any() or (column in df.columns and df[column].notna().any()):
+        return None
+    reported = [c.removeprefix("metric.") for c in metric_columns(df)]
+    return missing_metric(metric, reported, any_trial=True)
 
 
 def plain_rows(df: pd.DataFrame) -> list[list[Any]]:

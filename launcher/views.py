@@ -37,7 +37,7 @@ def print_plan(spec: SweepSpec, plan: Plan, fmt: str, out: TextIO) -> None:
 
 def print_run_summary(results: RunResults, *, as_json: bool, out: TextIO) -> None:
     """The end-of-run summary (the exit code is ``results.exit_code``)."""
-    from launcher.results import summarize
+    from launcher.results import summarize, table_problems
     from launcher.store import RunDir
 
     df = results.df
@@ -46,11 +46,12 @@ def print_run_summary(results: RunResults, *, as_json: bool, out: TextIO) -> Non
     metric, goal = manifest.metric_name, manifest.goal
     by_config = summarize(df, metric, goal)
     resume = f"launch resume {results.run_dir}" if results.stopped else None
+    problems = table_problems(df, metric)
     if as_json:
         json.dump({"run_id": results.run_id, "run_dir": str(results.run_dir),
                    "trials": len(df), "status": counts, "stopped": results.stopped,
                    "target_reached": results.target_reached or None,
-                   "notes": results.notes, "resume": resume,
+                   "notes": results.notes, "problems": problems, "resume": resume,
                    "image_id": _first(df["image_id"]),
                    "configs": json.loads(by_config.to_json(orient="records"))}, out, indent=1)
         out.write("\n")
@@ -62,6 +63,8 @@ def print_run_summary(results: RunResults, *, as_json: bool, out: TextIO) -> Non
     out.write(f" on {len(hosts)} host{'s' if len(hosts) != 1 else ''} ({', '.join(hosts)})\n")
     for note in results.notes:
         out.write(f"note: {note}\n")
+    for problem in problems:
+        out.write(f"warning: {problem}\n")
     if results.stopped:
         out.write(f"stopped: {results.stopped}\n")
     if results.target_reached:

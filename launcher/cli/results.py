@@ -73,6 +73,8 @@ def results_command(run: str, results: str, fmt: str, by: str | None) -> int:
     if fmt == "table":
         df = compact(df, table.metric)
     write_frame(df, fmt, sys.stdout)
+    for problem in table.problems():  # on stderr: csv and json stay machine-readable
+        click.echo(f"warning: {problem}", err=True)
     return 0
 
 

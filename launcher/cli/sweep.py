@@ -41,12 +41,14 @@ def plan(sweep: str, fmt: str, **kwargs: Any) -> None:
 @click.option("--resume", is_flag=True, help="Continue the newest run made from this very "
               "sweep file (same path and content) instead of starting a new one.")
 @click.option("--retry-failed", is_flag=True, help="With --resume: run failed trials again.")
+@click.option("--strict-metrics", is_flag=True, help="A trial whose final metrics lack the "
+              "sweep's metric.name fails (same as strict_metrics: true in the file).")
 @click.option("--watch", "live", is_flag=True, help="Show the live view of `launch watch` "
               "(one lane per host) instead of the progress bar.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
-def run_command(sweep: str, resume: bool, retry_failed: bool, live: bool, quiet: bool,
-                as_json: bool, **kwargs: Any) -> int:
+def run_command(sweep: str, resume: bool, retry_failed: bool, strict_metrics: bool,
+                live: bool, quiet: bool, as_json: bool, **kwargs: Any) -> int:
     """Run SWEEP: build the image once, fan trials out, collect one results table.
 
     This is also what `launch SWEEP` does; options may come before or after SWEEP.
@@ -55,6 +57,8 @@ def run_command(sweep: str, resume: bool, retry_failed: bool, live: bool, quiet:
     from launcher.api import resume_or_run
     from launcher.views import print_run_summary
 
+    if strict_metrics:  # an override like any other, so that resume keeps it
+        kwargs["sets"] = (*kwargs["sets"], "strict_metrics=true")
     spec = load(sweep, kwargs)
     quiet = quiet or as_json
     progress = "quiet" if quiet else "watch" if live else "auto"

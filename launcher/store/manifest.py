@@ -68,6 +68,10 @@ class ImageRecord:
     tag: str | None = None
     digest: str | None = None
     base: str | None = None
+    # issue 13: what the digest covers, with the sha256 of every file of the build context
+    # ({"files": {path: sha256}, "args", "base", "wheels"}), so that resume can name what
+    # changed. None for runs made before it (schema 2 still: an added, optional key).
+    inputs: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
