@@ -220,7 +220,7 @@ def test_options_before_the_file_latest_and_a_mistyped_command(tmp_path: Path) -
 def test_status_watch_and_logs_follow_on_a_running_then_stopped_run(tmp_path: Path) -> None:
     path = slow_sweep(tmp_path / "w", 4, name="watched", max_parallel=2)
     results = tmp_path / "results"
-    proc = launch_process(str(path), "--quiet", sleep="4")
+    proc = launch_process(str(path), "--quiet", sleep="12")  # long enough on a busy machine
     run_path = wait_for(lambda: running_containers(results, 2))
     status = json.loads(launch("status", str(run_path), "--json").stdout)
     assert status["state"] == "running" and len(status["running"]) == 2
