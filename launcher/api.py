@@ -25,15 +25,13 @@ from launcher.plan import Plan, expand
 from launcher.prepare import LineSink, prepared_backend
 from launcher.runner import Outcome, RetryPolicy, Runner
 from launcher.spec import SweepSpec, load_sweep
-from launcher.store import PlanFile, RunDir, RunState, TrialRecord, new_run_id
-from launcher.trial import Trial, TrialStatus
+from launcher.store import PlanFile, RunDir, RunState, TrialRecord, new_run_id, still_to_run
+from launcher.trial import Trial, TrialResult, TrialStatus
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from launcher.image import BuiltImage
-
-RETRYABLE = frozenset({TrialStatus.FAILED, TrialStatus.TIMED_OUT, TrialStatus.OOM_KILLED})
 
 
 @dataclass
@@ -99,10 +97,12 @@ def resolve_spec(sweep: str | Path | SweepSpec, overrides: Overrides | None = No
 
 def run_sweep(sweep: str | Path | SweepSpec, overrides: Overrides | None = None, *,
               progress: str = "quiet", on_line: LineSink | None = None,
-              **simple: Any) -> RunResults:
+              on_run: LineSink | None = None, **simple: Any) -> RunResults:
     """Run a sweep end to end. ``simple`` takes Overrides fields (replicas=30, ...).
 
-    ``progress`` is "auto", "rich", "plain" or "quiet" (the default for library use).
+    ``progress`` is "auto", "rich", "plain", "watch" (the live view of `launch watch`) or
+    "quiet" (the default for library use). ``on_run`` hears the run id as soon as the run
+    exists (after the image is built and the hosts are set up, before any trial).
     """
     from launcher.provenance import new_manifest
 
@@ -111,9 +111,12 @@ def run_sweep(sweep: str | Path | SweepSpec, overrides: Overrides | None = None,
     run_id = new_run_id()
     with prepared_backend(spec, run_id, on_line) as (backend, image, ctx):
         run = RunDir.create(Path(spec.results), spec.folder, run_id)
+        if on_run:  # the run exists from here on (a failed set-up starts none)
+            on_run(f"run {run_id}  ({run.path})")
         with run.locked():
+            kinds = {p.name: p.kind for p in spec.parameters}
             run.start(sweep_text=spec.source_text,
-                      plan=PlanFile.of(plan.trials, plan.parameter_names),
+                      plan=PlanFile.of(plan.trials, plan.parameter_names, kinds),
                       manifest=new_manifest(spec, run_id, image, backend))
             outcome, table = None, None
             try:
@@ -125,12 +128,15 @@ def run_sweep(sweep: str | Path | SweepSpec, overrides: Overrides | None = None,
 
 def resume_run(ref: str | Path, results_root: str | Path = RESULTS_ROOT, *,
                retry_failed: bool = False, progress: str = "quiet",
-               on_line: LineSink | None = None) -> RunResults:
+               on_line: LineSink | None = None,
+               on_run: LineSink | None = None) -> RunResults:
     """Continue a run: adopt its containers still on the hosts, then run every planned
     trial without a final record (failed ones too with ``retry_failed``)."""
     from launcher.store import find_run
 
     run = find_run(str(ref), Path(results_root))
+    if on_run:
+        on_run(f"resuming run {run.run_id}  ({run.path})")
     with run.locked():
         spec, plan = replan(run)
         manifest = run.manifest()
@@ -141,7 +147,9 @@ def resume_run(ref: str | Path, results_root: str | Path = RESULTS_ROOT, *,
         with prepared_backend(spec, run.run_id, on_line) as (backend, image, ctx):
             check_same_image(run, image)
             for result in backend.adopt({t.trial_id: t for t in plan.trials}):
-                run.record(result)
+                stopped_by_launcher(result, manifest.stop_requested_at)
+                run.record(result, ctx.recorded_argv(plan_trial(plan, result.trial_id)))
+            run.resumed()
             records = run.records()
             attempts = {r.trial_id: r.attempt for r in records}
             outcome, table = None, None
@@ -168,29 +176,56 @@ def check_same_image(run: RunDir, image: BuiltImage) -> None:
 
 
 def todo(plan: Plan, best: dict[str, TrialRecord], retry_failed: bool) -> list[Trial]:
-    """The planned trials a resume runs: those with no final record (and, with
-    ``retry_failed``, those that failed, timed out or were OOM-killed)."""
-    out = []
-    for trial in plan.trials:
-        record = best.get(trial.trial_id)
-        if record is None or not record.status.terminal or (
-                retry_failed and record.status in RETRYABLE):
-            out.append(trial)
-    return out
+    """The planned trials a resume runs (see :func:`launcher.store.still_to_run`)."""
+    wanted = set(still_to_run(plan_ids(plan), best, retry_failed))
+    return [t for t in plan.trials if t.trial_id in wanted]
+
+
+def plan_ids(plan: Plan) -> list[str]:
+    return [t.trial_id for t in plan.trials]
+
+
+def plan_trial(plan: Plan, trial_id: str) -> Trial:
+    return next(t for t in plan.trials if t.trial_id == trial_id)
+
+
+def stopped_by_launcher(result: TrialResult, stop_requested_at: str | None) -> None:
+    """An adopted container that failed after the launcher began stopping the run (the
+    first Ctrl-C, then a second one before it could record the container) was stopped
+    by the launcher: it is cancelled, and reruns, not failed (exit code 143)."""
+    from launcher.clock import parse_time
+
+    stop, end = parse_time(stop_requested_at), parse_time(result.finished_at)
+    if stop and end and result.status is TrialStatus.FAILED and end >= stop:
+        result.status = TrialStatus.CANCELLED
+        result.reason = f"stopped by the launcher (after {result.reason})"
 
 
 def resume_or_run(spec: SweepSpec, *, resume: bool, retry_failed: bool = False,
-                  progress: str = "quiet", on_line: LineSink | None = None) -> RunResults:
-    """``launch SWEEP --resume``: continue the newest run of the sweep, if there is one."""
-    from launcher.store import newest_run
+                  progress: str = "quiet", on_line: LineSink | None = None,
+                  on_run: LineSink | None = None) -> RunResults:
+    """``launch SWEEP --resume``: continue the newest run made from this very sweep file
+    (same path, same content), if there is one; else start a new run."""
+    import hashlib
 
-    previous = newest_run(Path(spec.results), spec.folder) if resume else None
+    from launcher.store import newest_run_of_file
+
+    if not resume:
+        return run_sweep(spec, progress=progress, on_line=on_line, on_run=on_run)
+    sha = hashlib.sha256(spec.source_text.encode()).hexdigest()
+    previous, others = newest_run_of_file(Path(spec.results), spec.folder, spec.source_path,
+                                          sha)
+    say = on_run or (lambda line: None)
     if previous is not None:
+        say(f"resuming run {previous.run_id}  ({previous.path}): the newest run made from "
+            f"{spec.source_path} with this content")
         return resume_run(previous.path, spec.results, retry_failed=retry_failed,
                           progress=progress, on_line=on_line)
-    if resume and on_line:
-        on_line(f"no earlier run of {spec.name} under {spec.results}: starting a new one")
-    return run_sweep(spec, progress=progress, on_line=on_line)
+    skipped = f" ({len(others)} run(s) named {spec.name} came from another file or " \
+        f"another version of it, e.g. {others[0].label})" if others else ""
+    say(f"no earlier run of {spec.source_path} with this content under {spec.results}: "
+        f"starting a new one{skipped}")
+    return run_sweep(spec, progress=progress, on_line=on_line, on_run=on_run)
 
 
 def replan(run: RunDir) -> tuple[SweepSpec, Plan]:
@@ -216,17 +251,29 @@ def execute(spec: SweepSpec, run: RunDir, backend: Backend, ctx: RunContext, pla
             progress: str, trials: list[Trial] | None = None,
             start_attempts: dict[str, int] | None = None) -> Outcome:
     """Run ``trials`` (default: the whole plan) with live progress."""
-    from launcher.progress import Progress
-
     todo = list(plan.trials) if trials is None else trials
     policy = RetryPolicy(retries=spec.retries, no_retry_exit_codes=spec.no_retry_exit_codes,
                          max_consecutive_failures=spec.max_consecutive_failures,
                          deadline=spec.deadline)
     warm_up_table_libraries()
-    with Progress(len(todo), backend.workers(), mode=progress) as view:
+    with run.started_log() as started, live_view(run, todo, backend, progress) as view:
         ctx.on_start = view.started
-        runner = Runner(backend, run, policy, on_result=view.finished_trial, target=spec.metric)
+        ctx.on_container = lambda work, host, cid: started.add(
+            work.trial.trial_id, work.attempt, host, cid)
+        runner = Runner(backend, run, policy, on_result=view.finished_trial,
+                        target=spec.metric, argv_of=ctx.recorded_argv)
         return runner.execute(todo, start_attempts)
+
+
+def live_view(run: RunDir, todo: list[Trial], backend: Backend, progress: str) -> Any:
+    """The progress bar, or with "watch" the live view of `launch watch` in a thread."""
+    from launcher.progress import Progress
+
+    if progress == "watch":
+        from launcher.watch import WatchInBackground
+
+        return WatchInBackground(run)
+    return Progress(len(todo), backend.workers(), mode=progress)
 
 
 def warm_up_table_libraries() -> None:

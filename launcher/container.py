@@ -118,6 +118,7 @@ class Running:
     container_id: str = ""
     cancelled: threading.Event = field(default_factory=threading.Event)
     params_volume: str = ""  # removed after the container
+    on_created: Callable[[str], None] | None = None  # told the container's id once it exists
 
 
 def run_trial(api: docker.APIClient, trial: Trial, argv: Argv, settings: ContainerSettings,
@@ -139,6 +140,8 @@ def run_trial(api: docker.APIClient, trial: Trial, argv: Argv, settings: Contain
                                         devices)
         cid = api.create_container(**kwargs)["Id"]
         result.container_id = running.container_id = cid
+        if running.on_created:
+            running.on_created(cid)
         if running.cancelled.is_set():
             raise Cancelled
         result.started_at = now()

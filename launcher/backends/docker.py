@@ -14,9 +14,10 @@ device IDs (see :mod:`launcher.gpus`), passed to the engine as a device request.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -168,11 +169,16 @@ class DockerBackend(Backend):
                 return
             slot = self._slots[index]
             self._placement.started(index)
-            running = Running(slot.host.client.api)
+            running = Running(slot.host.client.api, on_created=self._observer(work, slot))
             with self._lock:
                 slot.inflight[work.trial.trial_id] = running
                 devices = slot.take_gpus(work.trial.trial_id)
             inflight[pool.submit(self._run_one, slot, work, running, devices)] = (work, slot)
+
+    def _observer(self, work: Work, slot: _Slot) -> Callable[[str], None] | None:
+        """Tells the run context when the attempt's container exists (live views)."""
+        observe = self._run.on_container if self._run else None
+        return None if observe is None else functools.partial(observe, work, slot.host.name)
 
     def _run_one(self, slot: _Slot, work: Work, running: Running,
                  devices: tuple[str, ...] = ()) -> TrialResult:

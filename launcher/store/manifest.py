@@ -142,6 +142,16 @@ class Manifest:
         return Manifest({**self.attrs, "state": str(state), "finished_at": at,
                          "stopped_because": stopped_because, "notes": list(notes), **extra})
 
+    def stopping(self, *, at: str, why: str) -> Manifest:
+        """A copy that says the launcher began stopping the run's containers at ``at``."""
+        return Manifest({**self.attrs, "stop_requested_at": at, "stop_requested": why})
+
+    def resumed(self, *, at: str) -> Manifest:
+        """A copy for a run that a resume continues: running again, no stop pending."""
+        return Manifest({**self.attrs, "state": str(RunState.RUNNING), "finished_at": None,
+                         "stop_requested_at": None, "stop_requested": None,
+                         "resumed_at": at})
+
     def to_json(self) -> dict[str, Any]:
         return dict(self.attrs)
 
@@ -273,6 +283,17 @@ class Manifest:
     @property
     def stopped_because(self) -> str:
         return str(self.attrs.get("stopped_because") or "")
+
+    @property
+    def stop_requested_at(self) -> str | None:
+        """When the launcher began stopping the running containers (Ctrl-C, deadline,
+        failures); None when it did not, or a resume has handled it."""
+        value = self.attrs.get("stop_requested_at")
+        return str(value) if value else None
+
+    @property
+    def resumed_at(self) -> str | None:
+        return self.attrs.get("resumed_at")
 
     @property
     def target_reached(self) -> str:
