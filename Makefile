@@ -22,7 +22,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[dev,ray,search]'
+	$(VENV)/bin/pip install -q -e '.[dev,ray,search,mlflow]'
 	@touch $(STAMP)
 
 docker:
@@ -51,7 +51,7 @@ lint: venv
 	$(VENV)/bin/ruff check launcher tests experiments benchmarks
 	$(VENV)/bin/mypy --strict launcher tests
 	@scripts/ensure-shellcheck.sh
-	shellcheck -x scripts/*.sh .ci/run
+	shellcheck -x scripts/*.sh launcher/data/*.sh .ci/run
 
 ## unit: the tests that need no Docker engine
 unit: venv

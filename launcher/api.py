@@ -26,16 +26,25 @@ from launcher.plan import Plan, expand
 from launcher.prepare import LineSink, prepared_backend
 from launcher.runner import Outcome, RetryPolicy, Runner
 from launcher.spec import SweepSpec, load_sweep
-from launcher.store import AdaptivePlan, PlanFile, RunDir, RunState, TrialRecord, new_run_id
+from launcher.store import (
+    AdaptivePlan,
+    PlanFile,
+    RunDir,
+    RunState,
+    TrialRecord,
+    new_run_id,
+    still_to_run,
+)
 from launcher.trial import Trial, TrialResult, TrialStatus
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from launcher.image import BuiltImage
     from launcher.search.adaptive import AdaptiveSearch
     from launcher.search.hyperband import HyperbandStopper
+    from launcher.wandb_keys import Metric
 
-RETRYABLE = frozenset({TrialStatus.FAILED, TrialStatus.TIMED_OUT, TrialStatus.OOM_KILLED})
 # a run where these are all that is left ended well (stopped: early termination's verdict)
 DONE = frozenset({"succeeded", "stopped"})
 
@@ -103,10 +112,12 @@ def resolve_spec(sweep: str | Path | SweepSpec, overrides: Overrides | None = No
 
 def run_sweep(sweep: str | Path | SweepSpec, overrides: Overrides | None = None, *,
               progress: str = "quiet", on_line: LineSink | None = None,
-              **simple: Any) -> RunResults:
+              on_run: LineSink | None = None, **simple: Any) -> RunResults:
     """Run a sweep end to end. ``simple`` takes Overrides fields (replicas=30, ...).
 
-    ``progress`` is "auto", "rich", "plain" or "quiet" (the default for library use).
+    ``progress`` is "auto", "rich", "plain", "watch" (the live view of `launch watch`) or
+    "quiet" (the default for library use). ``on_run`` hears the run id as soon as the run
+    exists (after the image is built and the hosts are set up, before any trial).
     """
     from launcher.provenance import new_manifest
 
@@ -115,15 +126,18 @@ def run_sweep(sweep: str | Path | SweepSpec, overrides: Overrides | None = None,
     run_id = new_run_id()
     with prepared_backend(spec, run_id, on_line) as (backend, image, ctx):
         run = RunDir.create(Path(spec.results), spec.folder, run_id)
+        if on_run:  # the run exists from here on (a failed set-up starts none)
+            on_run(f"run {run_id}  ({run.path})")
         with run.locked():
+            kinds = {p.name: p.kind for p in spec.parameters}
             run.start(sweep_text=spec.source_text,
-                      plan=PlanFile.of(plan.trials, plan.parameter_names, adaptive_of(spec)),
+                      plan=PlanFile.of(plan.trials, plan.parameter_names, kinds,
+                                       adaptive_of(spec)),
                       manifest=new_manifest(spec, run_id, image, backend))
             outcome, table = None, None
             try:
-                search = new_search(spec, run)
-                outcome = execute(spec, run, backend, ctx, plan.trials, progress,
-                                  search=search)
+                outcome = execute(spec, run, backend, ctx, plan, progress,
+                                  search=new_search(spec, run))
             finally:
                 table = finish_run(run, backend, outcome)
     return RunResults(run.path, outcome, backend.notes(), table)
@@ -131,60 +145,64 @@ def run_sweep(sweep: str | Path | SweepSpec, overrides: Overrides | None = None,
 
 def resume_run(ref: str | Path, results_root: str | Path = RESULTS_ROOT, *,
                retry_failed: bool = False, progress: str = "quiet",
-               on_line: LineSink | None = None) -> RunResults:
+               on_line: LineSink | None = None,
+               on_run: LineSink | None = None) -> RunResults:
     """Continue a run: adopt its containers still on the hosts, then run every planned
     trial without a final record (failed ones too with ``retry_failed``)."""
     from launcher.store import find_run
 
     run = find_run(str(ref), Path(results_root))
+    if on_run:
+        on_run(f"resuming run {run.run_id}  ({run.path})")
     with run.locked():
         spec, plan = replan(run)
         manifest = run.manifest()
-        if manifest.state is RunState.FINISHED and not left_to_run(
+        if manifest.state is RunState.FINISHED and not still_to_run(
                 run.plan().trial_ids(), run.best(), retry_failed):
             if on_line:
                 on_line(f"run {run.label} has nothing left to run")
             return RunResults(run.path, Outcome(), manifest.notes)
         with prepared_backend(spec, run.run_id, on_line) as (backend, image, ctx):
-            expected = manifest.image.id
-            if image.id != expected:
-                raise RunError(f"the image changed since run {run.run_id} started (now "
-                               f"{image.id[:19]}, the run used {expected[:19]})",
-                               run=str(run.path), hint="restore the build context, or start "
-                               "a new run of the sweep")
-            search, asked = open_search(spec, run)
-            known = [*plan.trials, *asked]
-            for result in backend.adopt({t.trial_id: t for t in known}):
-                run.record(result)
+            check_same_image(run, image)
+            search, asked = open_search(spec, run)  # an adaptive run's trials so far
+            known = {t.trial_id: t for t in (*plan.trials, *asked)}
+            for result in backend.adopt(known):
+                stopped_by_launcher(result, manifest.stop_requested_at)
+                run.record(result, ctx.recorded_argv(known[result.trial_id]))
                 if search is not None:
                     search.tell(result)  # final ones only
+            run.resumed()
             records = run.records()
             attempts = {r.trial_id: r.attempt for r in records}
             outcome, table = None, None
             try:
-                outcome = execute(spec, run, backend, ctx, todo(known, run.best(), retry_failed),
-                                  progress, attempts, search)
+                outcome = execute(spec, run, backend, ctx, plan, progress,
+                                  todo(list(known.values()), run.best(), retry_failed),
+                                  attempts, search)
             finally:
                 table = finish_run(run, backend, outcome)
     return RunResults(run.path, outcome, backend.notes(), table)
 
 
-def todo(trials: list[Trial], best: dict[str, TrialRecord], retry_failed: bool) -> list[Trial]:
-    """The known trials a resume runs: those with no final record (and, with
-    ``retry_failed``, those that failed, timed out or were OOM-killed)."""
-    left = set(left_to_run([t.trial_id for t in trials], best, retry_failed))
-    return [t for t in trials if t.trial_id in left]
+def check_same_image(run: RunDir, image: BuiltImage) -> None:
+    """A resumed run must use the image it started with; if not, say which files changed."""
+    from launcher.buildcontext import describe_changes
+
+    recorded = run.manifest().image
+    if image.id == recorded.id:
+        return
+    changes = describe_changes(recorded.inputs or {}, image.inputs)
+    raise RunError(f"the image changed since run {run.run_id} started (now {image.id[:19]}, "
+                   f"the run used {recorded.id[:19]}" + (f"; {changes})" if changes else ")"),
+                   run=str(run.path), hint="restore those files, or start a new run of the "
+                   "sweep")
 
 
-def left_to_run(trial_ids: list[str], best: dict[str, TrialRecord],
-                retry_failed: bool) -> list[str]:
-    out = []
-    for trial_id in trial_ids:
-        record = best.get(trial_id)
-        if record is None or not record.status.terminal or (
-                retry_failed and record.status in RETRYABLE):
-            out.append(trial_id)
-    return out
+def todo(trials: Sequence[Trial], best: dict[str, TrialRecord],
+         retry_failed: bool) -> list[Trial]:
+    """The known trials a resume runs (see :func:`launcher.store.still_to_run`)."""
+    wanted = set(still_to_run([t.trial_id for t in trials], best, retry_failed))
+    return [t for t in trials if t.trial_id in wanted]
 
 
 def adaptive_of(spec: SweepSpec) -> AdaptivePlan | None:
@@ -213,18 +231,43 @@ def open_search(spec: SweepSpec, run: RunDir) -> tuple[AdaptiveSearch | None, li
     return AdaptiveSearch.open(spec, run)
 
 
-def resume_or_run(spec: SweepSpec, *, resume: bool, retry_failed: bool = False,
-                  progress: str = "quiet", on_line: LineSink | None = None) -> RunResults:
-    """``launch SWEEP --resume``: continue the newest run of the sweep, if there is one."""
-    from launcher.store import newest_run
+def stopped_by_launcher(result: TrialResult, stop_requested_at: str | None) -> None:
+    """An adopted container that failed after the launcher began stopping the run (the
+    first Ctrl-C, then a second one before it could record the container) was stopped
+    by the launcher: it is cancelled, and reruns, not failed (exit code 143)."""
+    from launcher.clock import parse_time
 
-    previous = newest_run(Path(spec.results), spec.folder) if resume else None
+    stop, end = parse_time(stop_requested_at), parse_time(result.finished_at)
+    if stop and end and result.status is TrialStatus.FAILED and end >= stop:
+        result.status = TrialStatus.CANCELLED
+        result.reason = f"stopped by the launcher (after {result.reason})"
+
+
+def resume_or_run(spec: SweepSpec, *, resume: bool, retry_failed: bool = False,
+                  progress: str = "quiet", on_line: LineSink | None = None,
+                  on_run: LineSink | None = None) -> RunResults:
+    """``launch SWEEP --resume``: continue the newest run made from this very sweep file
+    (same path, same content), if there is one; else start a new run."""
+    import hashlib
+
+    from launcher.store import newest_run_of_file
+
+    if not resume:
+        return run_sweep(spec, progress=progress, on_line=on_line, on_run=on_run)
+    sha = hashlib.sha256(spec.source_text.encode()).hexdigest()
+    previous, others = newest_run_of_file(Path(spec.results), spec.folder, spec.source_path,
+                                          sha)
+    say = on_run or (lambda line: None)
     if previous is not None:
+        say(f"resuming run {previous.run_id}  ({previous.path}): the newest run made from "
+            f"{spec.source_path} with this content")
         return resume_run(previous.path, spec.results, retry_failed=retry_failed,
                           progress=progress, on_line=on_line)
-    if resume and on_line:
-        on_line(f"no earlier run of {spec.name} under {spec.results}: starting a new one")
-    return run_sweep(spec, progress=progress, on_line=on_line)
+    skipped = f" ({len(others)} run(s) named {spec.name} came from another file or " \
+        f"another version of it, e.g. {others[0].label})" if others else ""
+    say(f"no earlier run of {spec.source_path} with this content under {spec.results}: "
+        f"starting a new one{skipped}")
+    return run_sweep(spec, progress=progress, on_line=on_line, on_run=on_run)
 
 
 def replan(run: RunDir) -> tuple[SweepSpec, Plan]:
@@ -246,22 +289,25 @@ def replan(run: RunDir) -> tuple[SweepSpec, Plan]:
     return spec, plan
 
 
-def execute(spec: SweepSpec, run: RunDir, backend: Backend, ctx: RunContext,
-            trials: Sequence[Trial], progress: str,
+def execute(spec: SweepSpec, run: RunDir, backend: Backend, ctx: RunContext, plan: Plan,
+            progress: str, trials: list[Trial] | None = None,
             start_attempts: dict[str, int] | None = None,
             search: AdaptiveSearch | None = None) -> Outcome:
-    """Run ``trials`` (and what adaptive search asks for) with live progress."""
-    from launcher.progress import Progress
-
+    """Run ``trials`` (default: the whole plan; and what adaptive search asks for) with
+    live progress and, when the sweep asks for it, early termination."""
+    todo = list(plan.trials) if trials is None else trials
     policy = RetryPolicy(retries=spec.retries, no_retry_exit_codes=spec.no_retry_exit_codes,
                          max_consecutive_failures=spec.max_consecutive_failures,
                          deadline=spec.deadline)
-    total = len(trials) + (search.remaining() * spec.replicas if search else 0)
+    total = len(todo) + (search.remaining() * spec.replicas if search else 0)
     stopper = early_stopper(spec, run, backend)
     ctx.on_history = stopper.observe if stopper else None
     warm_up_table_libraries()
-    with Progress(total, backend.workers(), mode=progress, metric=spec.metric) as view:
+    with run.started_log() as started, \
+            live_view(run, total, backend, progress, spec.metric) as view:
         ctx.on_start = view.started
+        ctx.on_container = lambda work, host, cid: started.add(
+            work.trial.trial_id, work.attempt, host, cid)
 
         def on_result(result: TrialResult) -> None:
             view.finished_trial(result)
@@ -269,8 +315,8 @@ def execute(spec: SweepSpec, run: RunDir, backend: Backend, ctx: RunContext,
                 stopper.finished(result.trial_id, result.attempt, result.history)
 
         runner = Runner(backend, run, policy, on_result=on_result, target=spec.metric,
-                        search=search)
-        return runner.execute(list(trials), start_attempts)
+                        argv_of=ctx.recorded_argv, search=search)
+        return runner.execute(todo, start_attempts)
 
 
 def early_stopper(spec: SweepSpec, run: RunDir, backend: Backend) -> HyperbandStopper | None:
@@ -285,6 +331,18 @@ def early_stopper(spec: SweepSpec, run: RunDir, backend: Backend) -> HyperbandSt
         if record.status.terminal:
             stopper.finished(record.trial_id, record.attempt, run.history(record.trial_id))
     return stopper
+
+
+def live_view(run: RunDir, total: int, backend: Backend, progress: str,
+              metric: Metric | None = None) -> Any:
+    """The progress bar, or with "watch" the live view of `launch watch` in a thread."""
+    from launcher.progress import Progress
+
+    if progress == "watch":
+        from launcher.watch import WatchInBackground
+
+        return WatchInBackground(run)
+    return Progress(total, backend.workers(), mode=progress, metric=metric)
 
 
 def warm_up_table_libraries() -> None:

@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import contextlib
 import json
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from launcher import defaults
 from launcher.clock import from_docker, now, seconds_since_docker
 from launcher.engine import WAIT_SLICE, short_error
 from launcher.live import follow, last_values
+from launcher.outputs import copy_outputs, metrics_from_tar
+from launcher.runtime import HOME, device_requests, tmpfs_options
 from launcher.sections import Resources
 from launcher.trial import (
     ENV_PARAM_PATH,
@@ -34,13 +35,13 @@ from launcher.trial import (
     LABEL_RUN,
     LABEL_SWEEP,
     LABEL_TRIAL,
-    METRICS_FILE,
     OUTPUTS_DIR,
     PARAMS_DIR,
     PARAMS_PATH,
     Trial,
     TrialResult,
     TrialStatus,
+    missing_metric,
 )
 
 if TYPE_CHECKING:
@@ -48,9 +49,7 @@ if TYPE_CHECKING:
 
     from launcher.command import Argv
 
-SPOOL_BYTES = 8 * 1024 * 1024  # outputs larger than this are spooled to disk
 FOLLOW_GRACE = 5.0  # seconds to let a live-line follower read the end of the stream
-TMPFS = f"rw,nosuid,nodev,size={defaults.TMP_SIZE}"
 
 
 @dataclass(frozen=True)
@@ -71,26 +70,29 @@ class ContainerSettings:
     outputs_limit: int = defaults.OUTPUTS_LIMIT
     mounts: tuple[tuple[str, str, str], ...] = ()  # (kind, source, target), read-only
     params_file: bool = False  # the command uses ${args_json_file} (see paramsfile.py)
+    metric: str | None = None  # the sweep's metric.name
+    strict_metrics: bool = False  # a success without ``metric`` is a failed trial
 
     def labels(self, trial: Trial, attempt: int) -> dict[str, str]:
         return {LABEL_MANAGED: "true", LABEL_RUN: self.run_id, LABEL_SWEEP: self.sweep,
                 LABEL_TRIAL: trial.trial_id, LABEL_ATTEMPT: str(attempt)}
 
     def create_kwargs(self, api: Any, trial: Trial, argv: Argv, attempt: int,
-                      params_volume: str = "") -> dict[str, Any]:
-        """Arguments of the engine's container-create call (low-level API)."""
-        from docker.types import DeviceRequest, Mount
+                      params_volume: str = "", devices: tuple[str, ...] = ()) -> dict[str, Any]:
+        """Arguments of the engine's container-create call (low-level API); ``devices``:
+        the GPUs of the slot the trial runs in."""
+        from docker.types import Mount
 
         env = {**self.env, ENV_TRIAL_ID: trial.trial_id, ENV_SEED: str(trial.seed),
                ENV_PARAMS: json.dumps(trial.nested_params(), ensure_ascii=False)}
         if params_volume:
             env[ENV_PARAM_PATH] = PARAMS_PATH
-        tmpfs = {"/tmp": TMPFS}
+        res = self.resources
+        tmpfs = {"/tmp": tmpfs_options(res.tmp, None), HOME: tmpfs_options(res.tmp, self.user)}
         if not self.outputs:  # nothing to copy back: a tmpfs is cheaper than a volume
-            tmpfs[OUTPUTS_DIR] = TMPFS + self._tmpfs_owner()
+            tmpfs[OUTPUTS_DIR] = tmpfs_options(res.tmp, self.user)
         labels = self.labels(trial, attempt)
         mounts = [Mount(target=t, source=s, type=k, read_only=True) for k, s, t in self.mounts]
-        res = self.resources
         if params_volume:
             mounts.append(Mount(PARAMS_DIR, params_volume, type="volume", read_only=True))
         if self.outputs:  # an anonymous volume, labelled so that `launch clean` finds it
@@ -101,20 +103,11 @@ class ContainerSettings:
             security_opt=["no-new-privileges"], read_only=True, privileged=False,
             tmpfs=tmpfs, mem_limit=res.memory, memswap_limit=res.memory,
             nano_cpus=int(res.cpus * 1e9), pids_limit=res.pids, init=True,
-            mounts=mounts or None,
-            device_requests=[DeviceRequest(count=res.gpus, capabilities=[["gpu"]])]
-            if res.gpus else None)
+            mounts=mounts or None, shm_size=res.shm,
+            device_requests=device_requests(devices, res.gpus))
         return {"image": self.image, "command": argv.command, "entrypoint": argv.entrypoint,
                 "environment": env, "labels": labels, "user": self.user or "",
                 "host_config": host_config, "network_disabled": self.network == "none"}
-
-    def _tmpfs_owner(self) -> str:
-        """A tmpfs over the image's /outputs keeps the folder's mode but not its owner
-        (engine copy-up), so it is given to the container's numeric user explicitly."""
-        uid, _, gid = (self.user or "").partition(":")
-        if uid.isdigit():
-            return f",uid={uid},gid={gid if gid.isdigit() else uid}"
-        return ",mode=1777"
 
 
 class Cancelled(Exception):
@@ -130,14 +123,17 @@ class Running:
     container_id: str = ""
     cancelled: threading.Event = field(default_factory=threading.Event)
     params_volume: str = ""  # removed after the container
+    on_created: Callable[[str], None] | None = None  # told the container's id once it exists
     attempt: int = 1
     on_history: Callable[[list[dict[str, Any]]], None] | None = None
     stop_reason: str = ""  # set when the trial is stopped on purpose (status stopped)
 
 
 def run_trial(api: docker.APIClient, trial: Trial, argv: Argv, settings: ContainerSettings,
-              *, host: str, attempt: int = 1, running: Running | None = None) -> TrialResult:
-    """Run one trial to the end. Failures are results with a status, never exceptions."""
+              *, host: str, attempt: int = 1, running: Running | None = None,
+              devices: tuple[str, ...] = ()) -> TrialResult:
+    """Run one trial to the end. Failures are results with a status, never exceptions.
+    ``devices``: the GPU device IDs of the slot it runs in."""
     result = TrialResult(trial.trial_id, TrialStatus.NOT_STARTED, host=host,
                          image_id=settings.image, attempt=attempt)
     running = running or Running(api)
@@ -148,9 +144,12 @@ def run_trial(api: docker.APIClient, trial: Trial, argv: Argv, settings: Contain
 
             running.params_volume = create_params_volume(
                 api, settings.image, settings.run_id, trial, settings.labels(trial, attempt))
-        kwargs = settings.create_kwargs(api, trial, argv, attempt, running.params_volume)
+        kwargs = settings.create_kwargs(api, trial, argv, attempt, running.params_volume,
+                                        devices)
         cid = api.create_container(**kwargs)["Id"]
         result.container_id = running.container_id = cid
+        if running.on_created:
+            running.on_created(cid)
         if running.cancelled.is_set():
             raise Cancelled
         result.started_at = now()
@@ -212,8 +211,6 @@ def _guarded(api: Any, result: TrialResult, running: Running,
         steps()
     except Cancelled:
         result.status, result.reason = TrialStatus.CANCELLED, "cancelled before it started"
-    except OutputsTooLarge as e:
-        result.status, result.reason = TrialStatus.FAILED, str(e)
     except docker.errors.APIError as e:
         _engine_error(result, e, running)
     except (requests.exceptions.RequestException, OSError) as e:
@@ -269,7 +266,8 @@ def _collect(api: Any, cid: str, settings: ContainerSettings, result: TrialResul
                         if truncated else "")
     result.history, result.metrics = parse_stdout(log)
     if settings.outputs:
-        result.outputs = _copy_outputs(api, cid, settings.outputs_limit)
+        result.outputs, result.outputs_truncated = copy_outputs(api, cid,
+                                                                settings.outputs_limit)
         from_file = metrics_from_tar(result.outputs)
         if from_file is not None:
             result.metrics = from_file
@@ -285,6 +283,10 @@ def _classify(api: Any, cid: str, exit_code: int | None, settings: ContainerSett
         result.metrics = result.metrics or last_values(result.history)
     elif result.status is TrialStatus.TIMED_OUT:
         result.reason = f"exceeded its timeout of {settings.timeout:g}s"
+    elif exit_code == 0 and settings.strict_metrics and settings.metric and (
+            settings.metric not in result.metrics):
+        result.status = TrialStatus.FAILED
+        result.reason = missing_metric(settings.metric, result.metrics)
     elif exit_code == 0:
         result.status = TrialStatus.SUCCEEDED
     elif api.inspect_container(cid)["State"].get("OOMKilled"):
@@ -300,6 +302,10 @@ def _engine_error(result: TrialResult, e: Exception, running: Running) -> None:
     status_code = getattr(getattr(e, "response", None), "status_code", None) or 0
     if running.cancelled.is_set():
         result.status, result.reason = TrialStatus.CANCELLED, "cancelled"
+    elif "could not select device driver" in explanation:  # a 500, but no retry helps
+        result.status = TrialStatus.FAILED
+        result.reason = (f"host {result.host} cannot give containers GPUs ({explanation}): "
+                         "install the NVIDIA container toolkit there, or set resources.gpus: 0")
     elif status_code >= 500 or (status_code == 404 and "No such image" in explanation):
         result.status, result.reason = TrialStatus.LOST, f"engine error: {explanation}"
     else:
@@ -366,48 +372,3 @@ def last_error_line(log: str) -> str:
         if line.strip() and not line.lstrip().startswith("{"):
             return line.strip()[:200]
     return "no error message"
-
-
-def _copy_outputs(api: Any, cid: str, limit: int) -> IO[bytes] | None:
-    """/outputs as a tar stream (spooled to disk when large), up to ``limit`` bytes."""
-    import docker.errors
-
-    try:
-        stream, _ = api.get_archive(cid, OUTPUTS_DIR)
-    except docker.errors.NotFound:
-        return None
-    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 - returned
-    size = 0
-    for chunk in stream:
-        size += len(chunk)
-        if size > limit:
-            spool.close()
-            raise OutputsTooLarge(limit)
-        spool.write(chunk)
-    spool.seek(0)
-    return spool
-
-
-class OutputsTooLarge(Exception):
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"/outputs is larger than outputs_limit ({limit} bytes)")
-
-
-def metrics_from_tar(tar_stream: IO[bytes] | None) -> dict[str, Any] | None:
-    """The metrics in /outputs/metrics.json of a get_archive tar, if there is one."""
-    import tarfile
-
-    if tar_stream is None:
-        return None
-    try:
-        with tarfile.open(fileobj=tar_stream, mode="r|") as tar:
-            for member in tar:
-                if member.isfile() and member.name.split("/", 1)[-1] == METRICS_FILE:
-                    f = tar.extractfile(member)
-                    data = json.loads(f.read()) if f else None
-                    return data if isinstance(data, dict) else None
-    except (tarfile.TarError, ValueError):
-        return None
-    finally:
-        tar_stream.seek(0)
-    return None

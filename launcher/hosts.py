@@ -39,6 +39,8 @@ class Host:
     client: docker.DockerClient
     slots: int
     info: dict[str, Any] = field(default_factory=dict)
+    gpu_groups: tuple[tuple[str, ...], ...] = ()  # the GPU device IDs of each slot
+    notes: tuple[str, ...] = ()  # why it has fewer slots than asked, if it has
 
     @property
     def name(self) -> str:
@@ -61,11 +63,12 @@ class Host:
 
 
 def connect_all(specs: tuple[HostSpec, ...], *, cpus_per_trial: float,
-                max_parallel: int | None = None) -> list[Host]:
-    """Connect to every host concurrently; the first failure is raised (others closed)."""
+                max_parallel: int | None = None, **needs: int) -> list[Host]:
+    """Connect to every host concurrently; the first failure is raised (others closed).
+    ``needs``: ``gpus_per_trial`` and ``memory_per_trial`` (see :func:`connect`)."""
     with ThreadPoolExecutor(max_workers=max(1, len(specs))) as pool:
         futures = [pool.submit(connect, s, cpus_per_trial=cpus_per_trial,
-                               max_parallel=max_parallel) for s in specs]
+                               max_parallel=max_parallel, **needs) for s in specs]
         hosts, errors = [], []
         for future in futures:
             try:
@@ -80,10 +83,14 @@ def connect_all(specs: tuple[HostSpec, ...], *, cpus_per_trial: float,
 
 
 def connect(spec: HostSpec, *, cpus_per_trial: float = 1.0,
-            max_parallel: int | None = None) -> Host:
-    """Open one engine, check that it answers, size its pool to its slots (two
-    connections per slot: a trial's wait, and its live log stream under early
-    termination; the pool fills only as far as it is used)."""
+            max_parallel: int | None = None, gpus_per_trial: int = 0,
+            memory_per_trial: int = 0) -> Host:
+    """Open one engine, check that it answers, size its pool to its slots (capped by
+    its memory and GPUs, see :mod:`launcher.gpus`): two connections per slot, a trial's
+    wait and its live log stream under early termination (the pool fills only as far
+    as it is used)."""
+    from launcher.gpus import host_capacity
+
     pool = max(4, 2 * (spec.slots or 8) + 4)
     client = _client(spec, pool)
     try:
@@ -95,10 +102,18 @@ def connect(spec: HostSpec, *, cpus_per_trial: float = 1.0,
     slots = spec.slots or max(1, int(int(info.get("NCPU", 1)) // max(cpus_per_trial, 0.01)))
     if max_parallel:
         slots = min(slots, max_parallel)
+    try:
+        capacity = host_capacity(spec.name, slots, info, gpus_per_trial=gpus_per_trial,
+                                 memory_per_trial=memory_per_trial, gpus=spec.gpus)
+    except HostError:
+        client.close()
+        raise
+    slots = capacity.slots
     if spec.slots is None and 2 * slots + 4 > pool:
         client.close()
         client = _client(spec, 2 * slots + 4)
-    return Host(spec=spec, client=client, slots=slots, info=info)
+    return Host(spec=spec, client=client, slots=slots, info=info,
+                gpu_groups=capacity.gpu_groups, notes=capacity.notes)
 
 
 def _client(spec: HostSpec, pool: int) -> docker.DockerClient:

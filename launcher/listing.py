@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,9 +21,12 @@ from launcher.store import (
     PlanFile,
     RunDir,
     RunState,
+    StartedEntry,
     TrialRecord,
+    best_records,
     find_run,
     iter_runs,
+    still_to_run,
 )
 from launcher.trial import TrialStatus
 
@@ -71,37 +74,35 @@ def short_image(image_id: str | None) -> str:
 # -- status of one run ---------------------------------------------------------------------
 @dataclass(frozen=True)
 class RunStatus:
-    """A run's progress from its records. Records are written when a trial finishes, so
-    ``running`` is an upper bound: the slots the run may keep busy while work remains."""
+    """A run's progress from its files: the durable records (finished attempts) and
+    started.jsonl (containers running now). ``counts`` has one entry per planned trial
+    (its best status, ``not_started`` without a record), so ``to_run`` is exactly what
+    `launch resume` would run (and ``to_run_retry_failed`` with --retry-failed)."""
 
     run_dir: Path
-    state: str  # the manifest's state, "abandoned" when its launcher is gone
+    state: str  # see RunDir.state: running, finished, stopped, interrupted, abandoned
     holder: str  # who holds the run's lock ("pid N on HOST"), empty when nobody
     planned: int
-    counts: dict[str, int]  # finished trials per status
+    counts: dict[str, int]  # planned trials per best status (not_started included)
+    to_run: int
+    to_run_retry_failed: int
+    running: tuple[StartedEntry, ...]
     slots: int
     per_host: pd.DataFrame  # host, finished, then one column per status, mean_s, last
     first_start: datetime | None
     last_finish: datetime | None
-    best: str = ""  # "best val_acc 0.97 (trial ...)", empty when none succeeded yet
+    best: str = ""  # "best val_acc 0.97 (...)", empty when no trial succeeded yet
     early: str = ""  # what early termination stopped and saved, empty when nothing
     search: str = ""  # adaptive runs: how many configurations were asked so far
 
     @property
     def finished(self) -> int:
-        return sum(self.counts.values())
-
-    @property
-    def remaining(self) -> int:
-        return self.planned - self.finished
+        """Trials with a final status (succeeded, failed, timed out, OOM-killed)."""
+        return self.planned - self.to_run
 
     @property
     def in_progress(self) -> bool:
         return self.state == "running"
-
-    @property
-    def running(self) -> int:
-        return min(self.remaining, self.slots) if self.in_progress else 0
 
     @property
     def rate(self) -> float | None:
@@ -111,45 +112,57 @@ class RunStatus:
         span = (self.last_finish - self.first_start).total_seconds()
         return self.finished / span if span > 0 else None
 
+    def running_rows(self, now: datetime | None = None) -> list[dict[str, Any]]:
+        """trial_id, attempt, host, container (12 digits), started_at, elapsed_s."""
+        clock = now or datetime.now(UTC)
+        rows = []
+        for e in self.running:
+            start = parse_time(e.at)
+            rows.append({"trial_id": e.trial_id, "attempt": e.attempt, "host": e.host,
+                         "container": e.container_id[:12], "started_at": e.at,
+                         "elapsed_s": round((clock - start).total_seconds(), 1)
+                         if start else None})
+        return rows
+
     def summary(self) -> str:
         """The text `launch status` prints."""
-        from launcher.results import plain_rows
-        from launcher.tables import render_rows
+        return render_status(self)
 
-        counts = ", ".join(f"{s} {n}" for s, n in sorted(self.counts.items())) or "none yet"
-        lines = [f"run {self.run_dir.parent.name}/{self.run_dir.name}: {self.state}"
-                 + (f" ({self.holder})" if self.holder else ""),
-                 f"finished {self.finished}/{self.planned}: {counts}",
-                 f"remaining {self.remaining}" + (f", running at most {self.running} "
-                                                  f"({self.slots} slots)"
-                                                  if self.in_progress else "")]
-        lines += [line for line in (self.search, self.best, self.early) if line]
-        if self.rate:
-            eta = (f", about {self.remaining / self.rate:.0f} s left"
-                   if self.in_progress and self.remaining else "")
-            lines.append(f"throughput {self.rate:.2f} trials/s{eta}")
-        if len(self.per_host):
-            lines.append("")
-            lines.append(render_rows(list(self.per_host.columns), plain_rows(self.per_host),
-                                     "table").rstrip("\n"))
-        return "\n".join(lines) + "\n"
+    def to_json(self) -> dict[str, Any]:
+        """What `launch status --json` prints."""
+        import json
+
+        return {"run": f"{self.run_dir.parent.name}/{self.run_dir.name}",
+                "run_dir": str(self.run_dir), "state": self.state, "holder": self.holder,
+                "planned": self.planned, "counts": self.counts, "finished": self.finished,
+                "to_run": self.to_run, "to_run_retry_failed": self.to_run_retry_failed,
+                "running": self.running_rows(), "slots": self.slots,
+                "throughput_per_s": self.rate, "best": self.best or None,
+                "early_termination": self.early or None, "search": self.search or None,
+                "per_host": json.loads(self.per_host.to_json(orient="records"))}
 
 
 def run_status(run: str | Path, results_root: str | Path = RESULTS_ROOT) -> RunStatus:
-    """How far a run (a run directory, or a run id or prefix) has got."""
+    """How far a run (a run directory or a run reference) has got."""
     run_dir = find_run(str(run), Path(results_root))
     manifest = run_dir.manifest()
-    records = list(run_dir.best().values())
+    all_records = run_dir.records()
+    best = best_records(all_records)
+    records = list(best.values())
     state = run_dir.state(manifest)
-    holder = run_dir.holder() if state is RunState.RUNNING else ""
+    plan = run_dir.plan()
+    ids = plan.trial_ids()
+    counts = Counter(str(best[t].status) if t in best else str(TrialStatus.NOT_STARTED)
+                     for t in ids)
     starts = [t for t in (parse_time(r.started_at) for r in records) if t]
     finishes = [t for t in (parse_time(r.finished_at) for r in records) if t]
-    plan = run_dir.plan()
-    return RunStatus(run_dir.path, str(state), holder, plan.expected,
-                     dict(Counter(str(r.status) for r in records)), manifest.slots,
-                     per_host_table(records), min(starts, default=None),
-                     max(finishes, default=None), best_text(records, manifest.metric),
-                     _early(run_dir), _asked(run_dir, plan))
+    return RunStatus(
+        run_dir.path, str(state), run_dir.holder() if state is RunState.RUNNING else "",
+        len(ids), dict(counts), len(still_to_run(ids, best)),
+        len(still_to_run(ids, best, retry_failed=True)),
+        tuple(run_dir.running(all_records)), manifest.slots, per_host_table(records),
+        min(starts, default=None), max(finishes, default=None),
+        best_text(records, manifest.metric), _early(all_records), _asked(run_dir, plan))
 
 
 def best_text(records: list[TrialRecord], metric: MetricRecord | None) -> str:
@@ -167,10 +180,10 @@ def best_text(records: list[TrialRecord], metric: MetricRecord | None) -> str:
     return f"best {metric.name} {sign * value:.6g} ({metric.goal}, trial {trial_id})"
 
 
-def _early(run_dir: RunDir) -> str:
+def _early(records: list[TrialRecord]) -> str:
     from launcher.search.savings import estimate
 
-    savings = estimate(run_dir.records())
+    savings = estimate(records)
     return f"early termination: {savings.text()}" if savings else ""
 
 
@@ -198,3 +211,51 @@ def per_host_table(records: list[TrialRecord]) -> pd.DataFrame:
     out["mean_s"] = grouped["duration_s"].mean().round(2)
     out["last"] = grouped["finished_at"].max()
     return out.reset_index()
+
+
+# -- what `launch status` prints --------------------------------------------------------
+MAX_RUNNING_LISTED = 20
+ORDER = [str(s) for s in TrialStatus]
+
+
+def render_status(s: RunStatus) -> str:
+    """State, counts per status, what resume would run, running containers, per host."""
+    from launcher.results import frame_text
+
+    name = f"{s.run_dir.parent.name}/{s.run_dir.name}"
+    counts = ", ".join(f"{k.replace('_', ' ')} {s.counts[k]}" for k in ORDER
+                       if s.counts.get(k))
+    lines = [f"run {name}: {s.state}" + (f" ({s.holder})" if s.holder else ""),
+             f"{s.planned} trials: {counts}",
+             f"finished {s.finished}/{s.planned} (final status); {_to_run(s)}"]
+    if s.in_progress:
+        lines.append(f"running now: {len(s.running)} container(s) on {s.slots} slot(s)")
+    lines += [line for line in (s.search, s.best, s.early) if line]
+    if s.rate:
+        eta = (f", about {s.to_run / s.rate:.0f} s left"
+               if s.in_progress and s.to_run else "")
+        lines.append(f"throughput {s.rate:.2f} trials/s{eta}")
+    rows = s.running_rows()
+    if rows:
+        import pandas as pd
+
+        shown = pd.DataFrame(rows[:MAX_RUNNING_LISTED])[["trial_id", "host", "container",
+                                                         "elapsed_s", "attempt"]]
+        lines += ["", frame_text(shown).rstrip()]
+        if len(rows) > MAX_RUNNING_LISTED:
+            lines.append(f"... and {len(rows) - MAX_RUNNING_LISTED} more running "
+                         "(--json lists them all)")
+    if len(s.per_host):
+        lines += ["", frame_text(s.per_host).rstrip()]
+    return "\n".join(lines) + "\n"
+
+
+def _to_run(s: RunStatus) -> str:
+    """What `launch resume` would run, in its own words."""
+    retry = s.to_run_retry_failed - s.to_run
+    extra = f" ({retry} more with --retry-failed)" if retry else ""
+    if s.in_progress:
+        return f"{s.to_run} still to run or running{extra}"
+    if not s.to_run:
+        return "nothing left for `launch resume`" + extra.replace(" more ", " ")
+    return f"`launch resume` would run {s.to_run}{extra}"

@@ -30,7 +30,7 @@ def new_manifest(spec: SweepSpec, run_id: str, image: BuiltImage,
         git=git_state(Path(spec.image.context) if spec.image.context else spec.base_dir),
         overrides=spec.overrides.to_json(), method=spec.method, replicas=spec.replicas,
         seed=spec.seed, seed_mode=spec.seed_mode, metric=metric,
-        image=ImageRecord(image.id, image.tag, image.digest, image.base),
+        image=ImageRecord(image.id, image.tag, image.digest, image.base, dict(image.inputs)),
         backend=backend.describe())
 
 

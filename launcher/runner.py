@@ -15,6 +15,7 @@ once (as the backend settles it, before the slot refills, or when it is handled)
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -26,7 +27,7 @@ from types import FrameType
 from typing import Any, Protocol
 
 from launcher.backends.base import AllWorkersLost, Backend, WorkQueue
-from launcher.errors import EXIT_INTERRUPTED
+from launcher.errors import EXIT_INTERRUPTED, LauncherError
 from launcher.store import RunDir
 from launcher.trial import Trial, TrialResult, TrialStatus
 from launcher.wandb_keys import Metric
@@ -73,11 +74,14 @@ class Runner:
 
     def __init__(self, backend: Backend, run: RunDir, policy: RetryPolicy,
                  on_result: Callable[[TrialResult], None] | None = None,
-                 target: Metric | None = None, search: Search | None = None) -> None:
+                 target: Metric | None = None,
+                 argv_of: Callable[[Trial], list[str]] | None = None,
+                 search: Search | None = None) -> None:
         self.backend = backend
         self.run = run
         self.policy = policy
         self.on_result = on_result
+        self.argv_of = argv_of  # the argv a record keeps (RunContext.recorded_argv)
         self.outcome = Outcome()
         self._failures: Counter[str] = Counter()
         self._lost: Counter[str] = Counter()
@@ -134,12 +138,14 @@ class Runner:
     def _stop(self, why: str) -> None:
         if not self.outcome.stopped:
             self.outcome.stopped = why
+            with contextlib.suppress(LauncherError, OSError):  # stopping matters more
+                self.run.request_stop(why)
         self._queue.close()
         self.backend.cancel()
 
     def _handle(self, result: TrialResult, trial: Trial) -> None:
         self._tell(result)  # when the backend did not settle it already
-        self.run.record(result)
+        self.run.record(result, self.argv_of(trial) if self.argv_of else None)
         self.outcome.attempts += 1
         self._attempts[trial.trial_id] = max(self._attempts[trial.trial_id], result.attempt)
         if self.on_result:

@@ -52,7 +52,7 @@ LAUNCHER_KEYS = ("image", "replicas", "seed", "seed_mode", "hosts", "backend", "
                  "resources", "timeout", "deadline", "stop_grace", "retries",
                  "no_retry_exit_codes", "max_consecutive_failures", "network", "env",
                  "outputs", "results", "max_parallel", "mounts", "user", "log_limit",
-                 "outputs_limit", "sampler")
+                 "outputs_limit", "strict_metrics", "sampler")
 TOP_KEYS = (*WANDB_KEYS, *SERVICE_KEYS, *LAUNCHER_KEYS)
 
 
@@ -93,6 +93,7 @@ class SweepSpec:
     user: str | None = None
     log_limit: int = defaults.LOG_LIMIT
     outputs_limit: int = defaults.OUTPUTS_LIMIT
+    strict_metrics: bool = False  # a trial without metric.name in its metrics fails
     source_path: str | None = None
     source_text: str = ""
     overrides: Overrides = field(default_factory=Overrides)
@@ -262,7 +263,6 @@ def _launcher_keys(reader: Reader, data: dict[str, Any], source: str | None) -> 
         "network": reader.choice(data.get("network", defaults.NETWORK), ("network",),
                                  ("none", "bridge")),
         "env": parse_env(reader, data.get("env")),
-        "outputs": reader.boolean(data.get("outputs", True), ("outputs",)),
         "results": reader.string(data.get("results", defaults.RESULTS_ROOT), ("results",)),
         "mounts": parse_mounts(reader, data.get("mounts"), base),
     }
@@ -284,6 +284,8 @@ def _launcher_keys(reader: Reader, data: dict[str, Any], source: str | None) -> 
     for key in ("log_limit", "outputs_limit"):
         if key in data:
             out[key] = _memory(reader, data, key)
+    for key, default in (("outputs", True), ("strict_metrics", False)):
+        out[key] = reader.boolean(data.get(key, default), (key,))
     return out
 
 

@@ -1,5 +1,5 @@
 """Plots of a run over time: every container per host (a Gantt chart) and the
-throughput. Built from the table's started_at / finished_at; PNG bytes like plots.py.
+throughput. Built from the table's started_at / finished_at; SVG bytes like plots.py.
 """
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from launcher.clock import parse_time
-from launcher.plots import COLORS, STATUS_COLORS, figure, png, style
+from launcher.plots import BLUE, GREY, ORANGE, STATUS_COLORS, figure, style, svg
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -62,7 +62,7 @@ def gantt(df: pd.DataFrame) -> bytes | None:
     for host in hosts:
         for (start, end, _, status), lane in zip(per_host[host], host_lanes[host], strict=True):
             ax.barh(base + lane, end - start, left=start, height=0.8,
-                    color=STATUS_COLORS.get(status, COLORS[7]), edgecolor="white",
+                    color=STATUS_COLORS.get(status, GREY), edgecolor="white",
                     linewidth=0.4)
         ticks.append((base + (heights[host] - 1) / 2, f"{host} ({len(per_host[host])})"))
         base += heights[host]
@@ -72,13 +72,13 @@ def gantt(df: pd.DataFrame) -> bytes | None:
     style(ax, f"{len(items)} containers per host over time (one row per concurrent slot)",
           "seconds since the first container started", "")
     _status_legend(ax, {s for _, _, _, s in items})
-    return png(fig)
+    return svg(fig)
 
 
 def _status_legend(ax: Any, statuses: set[str]) -> None:
     from matplotlib.patches import Patch
 
-    handles = [Patch(color=STATUS_COLORS.get(s, COLORS[7]), label=s) for s in sorted(statuses)]
+    handles = [Patch(color=STATUS_COLORS.get(s, GREY), label=s) for s in sorted(statuses)]
     ax.legend(handles=handles, fontsize=8, frameon=False, loc="upper left",
               bbox_to_anchor=(1.0, 1.0))
 
@@ -97,34 +97,27 @@ def concurrency(items: list[Span]) -> tuple[list[float], list[int]]:
     return times, running
 
 
-def throughput(df: pd.DataFrame, bins: int = 40) -> bytes | None:
-    """Containers running over time (top), and finished per second with the running
-    total (bottom)."""
-    import numpy as np
-
+def throughput(df: pd.DataFrame) -> bytes | None:
+    """Containers running over time (top), and containers finished so far (bottom), each
+    on its own single axis; the dashed line is the overall rate, so the slope of the
+    curve against it shows where the run was faster or slower (no spiky histogram)."""
     items = spans(df)
     if not items:
         return None
     end = max(e for _, e, _, _ in items)
-    edges = np.linspace(0, max(end, 1e-3), bins + 1)
-    width = edges[1] - edges[0]
-    finished = np.histogram([e for _, e, _, _ in items], bins=edges)[0]
     times, running = concurrency(items)
+    finished = sorted(e for _, e, _, _ in items)
     fig = figure(10, 4.6)
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[1, 1.3])
-    top.step(times, running, where="post", color=COLORS[0])
-    top.fill_between(times, running, step="post", alpha=0.2, color=COLORS[0])
+    top.step(times, running, where="post", color=BLUE)
+    top.fill_between(times, running, step="post", alpha=0.2, color=BLUE)
     style(top, "containers running", "", "running")
-    bottom.bar(edges[:-1], finished / width, width=width, align="edge", color=COLORS[2],
-               alpha=0.8, label="finished per second")
-    style(bottom, f"throughput: {len(items) / max(end, 1e-9):.2f} containers/s overall",
-          "seconds since the first container started", "containers/s")
-    twin = bottom.twinx()
-    twin.plot(edges[1:], np.cumsum(finished), color=COLORS[1], label="finished (total)")
-    twin.set_ylabel("finished (total)")
-    twin.spines["top"].set_visible(False)
-    lines = bottom.get_legend_handles_labels()
-    more = twin.get_legend_handles_labels()
-    bottom.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8, frameon=False,
-                  loc="upper left")
-    return png(fig)
+    rate = len(items) / max(end, 1e-9)
+    bottom.step([0.0, *finished], list(range(len(finished) + 1)), where="post", color=BLUE,
+                label="finished so far")
+    bottom.plot([0.0, end], [0.0, len(items)], "--", color=ORANGE,
+                label=f"overall {rate:.2f} containers/s")
+    style(bottom, f"throughput: {rate:.2f} containers/s overall",
+          "seconds since the first container started", "containers finished")
+    bottom.legend(fontsize=8, frameon=False, loc="upper left")
+    return svg(fig)

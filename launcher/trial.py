@@ -18,6 +18,8 @@ Out
 from __future__ import annotations
 
 import enum
+import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -138,8 +140,24 @@ class TrialResult:
     started_at: str | None = None
     finished_at: str | None = None
     duration_s: float | None = None
+    outputs_truncated: bool = False  # /outputs was over outputs_limit: the copy is partial
     # Everything below is written to files by the store, not kept in the table.
     log: str = ""
     history: list[dict[str, Any]] = field(default_factory=list)
     outputs: IO[bytes] | None = None  # a tar stream of /outputs, when collected
     extra: dict[str, Any] = field(default_factory=dict)  # backend provenance (ray node, ...)
+
+
+def metrics_line(metric: str) -> str:
+    """The final stdout line a job prints to report ``metric`` (the contract's "Out")."""
+    return json.dumps({"metrics": {metric: 0.93}})
+
+
+def missing_metric(metric: str, reported: Iterable[str], *, any_trial: bool = False) -> str:
+    """Why metrics miss the sweep's metric (of one job, or of every trial with
+    ``any_trial``), what was reported instead, and the line that fixes it."""
+    names = sorted(set(reported))
+    head = (f"no trial reported the sweep's metric {metric!r}" if any_trial
+            else f"the job reported no {metric!r}")
+    said = f"reported: {', '.join(names)}" if names else "no final metrics line"
+    return f"{head} ({said}); the job's last stdout line must be like {metrics_line(metric)}"

@@ -215,6 +215,20 @@ class Verification:
         """The text `launch verify` prints: matrix, differing trials, notes, verdict."""
         return render_summary(self)
 
+    def to_json(self) -> dict[str, Any]:
+        """What `launch verify --json` prints."""
+        import json
+
+        cells = json.loads(self.cells().to_json(orient="records")) if len(self.df) else []
+        differing = self.differing[["run_id", "trial_id", "host", "seed", "reference",
+                                    "differences"]]
+        return {"runs": list(self.runs), "verdict": self.verdict, "ok": self.ok,
+                "exit_code": self.exit_code, "compared": self.compared,
+                "matching": self.matching, "hosts": self.hosts,
+                "image_ids": self.image_ids, "left_out": self.left_out,
+                "differing": json.loads(differing.to_json(orient="records")),
+                "matrix": cells, "notes": self.notes()}
+
 
 def _kinds(description: str) -> list[str]:
     parts = description.split("; ")
@@ -327,7 +341,6 @@ def trials_with_files(run: RunDir, ignore: Sequence[str] = ()) -> pd.DataFrame:
     from launcher.results import build_table
 
     df = build_table(run)
-    df.insert(0, "run_id", run.run_id)
     ok = df["status"] == str(TrialStatus.SUCCEEDED)
     files: list[Any] = [hash_outputs(run.path / "outputs" / str(t), ignore) if good else {}
                         for t, good in zip(df["trial_id"], ok, strict=True)]
@@ -355,8 +368,7 @@ def hash_outputs(folder: Path, ignore: Sequence[str] = ()) -> dict[str, str]:
 
 def render_summary(v: Verification, max_listed: int = 50) -> str:
     """Matrix (transposed when there are many seeds), differing trials, notes, verdict."""
-    from launcher.results import plain_rows
-    from launcher.tables import render_rows
+    from launcher.results import frame_text
 
     lines = []
     matrix = v.matrix()
@@ -366,7 +378,7 @@ def render_summary(v: Verification, max_listed: int = 50) -> str:
         label = "seed \\ host" if wide else "host \\ seed"
         shown = shown.reset_index()
         shown.columns = [label, *(str(c) for c in list(shown.columns)[1:])]
-        lines.append(render_rows(list(shown.columns), plain_rows(shown), "table").rstrip())
+        lines.append(frame_text(shown).rstrip())
         lines.append("")
     for row in v.differing.head(max_listed).to_dict("records"):
         ref = f" vs {row['reference']}" if row["reference"] else ""

@@ -126,6 +126,8 @@ class WorkQueue:
 
 
 Observer = Callable[[Work, str], None]  # called when an attempt starts on a worker
+# called when an attempt's container exists on a worker: (work, worker, container id)
+ContainerObserver = Callable[[Work, str, str], None]
 HistorySink = Callable[[str, int, list[dict[str, Any]]], None]  # trial_id, attempt, lines
 
 
@@ -139,10 +141,19 @@ class RunContext:
     program: str | None = None
     environ: dict[str, str] = field(default_factory=dict)
     on_start: Observer | None = None
+    on_container: ContainerObserver | None = None
     on_history: HistorySink | None = None  # live history lines (early termination)
 
     def argv(self, trial: Trial) -> Argv:
         return render(self.command, self.program, trial, self.environ)
+
+    def recorded_argv(self, trial: Trial) -> list[str]:
+        """The argv as the run's records keep it: ``${envvar:NAME}`` stays a macro (its
+        value is never written to disk) and a kept image entrypoint is "<entrypoint>"."""
+        masked = {name: f"${{envvar:{name}}}" for name in self.environ}
+        argv = render(self.command, self.program, trial, masked)
+        return [*argv.entrypoint] if argv.entrypoint is not None else \
+            ["<entrypoint>", *argv.command]
 
 
 class AllWorkersLost(Exception):

@@ -7,10 +7,11 @@ save -> load from the engine that built it, once per host, before any trial star
 One shared queue feeds the slots; each trial goes to the least-loaded healthy host;
 a global max_parallel caps the total. A host that stops answering is marked down and
 its trials come back as ``lost`` (the caller requeues them); a host that keeps failing
-trials while others succeed is quarantined. Live history lines (when the run asks for
-them): one follower thread per running container reads its log stream from the engine.
-``stop_trial`` stops one container (grace, then kill); it ends as ``stopped``.
-Unsupported: GPUs are requested from the engine (device requests) but untested here.
+trials while others succeed is quarantined. GPUs: each slot of a host owns its own
+device IDs (see :mod:`launcher.gpus`), passed to the engine as a device request. Live
+history lines (when the run asks for them): one follower thread per running container
+reads its log stream from the engine. ``stop_trial`` stops one container (grace, then
+kill); it ends as ``stopped``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import contextlib
 import functools
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -47,6 +48,23 @@ class _Slot:
     index: int
     host: Host
     inflight: dict[str, Running] = field(default_factory=dict)
+    free_gpus: list[tuple[str, ...]] = field(default_factory=list)  # device groups not in use
+    gpus_of: dict[str, tuple[str, ...]] = field(default_factory=dict)  # trial -> its group
+
+    def __post_init__(self) -> None:
+        self.free_gpus = list(reversed(self.host.gpu_groups))
+
+    def take_gpus(self, trial_id: str) -> tuple[str, ...]:
+        """The slot's own GPUs for a starting trial: trials running at once on a host
+        never share one (the host's slots are capped by its GPU groups)."""
+        devices = self.free_gpus.pop() if self.free_gpus else ()
+        self.gpus_of[trial_id] = devices
+        return devices
+
+    def give_back_gpus(self, trial_id: str) -> None:
+        devices = self.gpus_of.pop(trial_id, ())
+        if devices:
+            self.free_gpus.append(devices)
 
 
 class DockerBackend(Backend):
@@ -64,7 +82,7 @@ class DockerBackend(Backend):
         self._lock = threading.Lock()
         self._run: RunContext | None = None
         self._image: BuiltImage | None = None
-        self._notes: list[str] = []
+        self._notes: list[str] = [note for h in hosts for note in h.notes]
 
     @classmethod
     def from_spec(cls, spec: SweepSpec) -> DockerBackend:
@@ -73,7 +91,9 @@ class DockerBackend(Backend):
         from launcher.hosts import connect_all, connect_local
 
         hosts = connect_all(spec.hosts, cpus_per_trial=spec.resources.cpus,
-                            max_parallel=spec.max_parallel)
+                            max_parallel=spec.max_parallel,
+                            gpus_per_trial=spec.resources.gpus,
+                            memory_per_trial=spec.resources.memory)
         try:
             builder = next((h for h in hosts if h.spec.url == "local"), None) \
                 or connect_local(cpus_per_trial=spec.resources.cpus, required=False) \
@@ -152,29 +172,40 @@ class DockerBackend(Backend):
                 return
             slot = self._slots[index]
             self._placement.started(index)
-            running = Running(slot.host.client.api, attempt=work.attempt)
+            running = Running(slot.host.client.api, on_created=self._observer(work, slot),
+                              attempt=work.attempt)
             sink = self._run.on_history if self._run else None
             if sink is not None:
                 running.on_history = functools.partial(sink, work.trial.trial_id,
                                                        work.attempt)
             with self._lock:
                 slot.inflight[work.trial.trial_id] = running
-            inflight[pool.submit(self._run_one, slot, work, running)] = (work, slot)
+                devices = slot.take_gpus(work.trial.trial_id)
+            inflight[pool.submit(self._run_one, slot, work, running, devices)] = (work, slot)
 
-    def _run_one(self, slot: _Slot, work: Work, running: Running) -> TrialResult:
+    def _observer(self, work: Work, slot: _Slot) -> Callable[[str], None] | None:
+        """Tells the run context when the attempt's container exists (live views)."""
+        observe = self._run.on_container if self._run else None
+        return None if observe is None else functools.partial(observe, work, slot.host.name)
+
+    def _run_one(self, slot: _Slot, work: Work, running: Running,
+                 devices: tuple[str, ...] = ()) -> TrialResult:
         assert self._run is not None
         try:
             if self._run.on_start:
                 self._run.on_start(work, slot.host.name)
             argv = self._run.argv(work.trial)
             return run_trial(slot.host.client.api, work.trial, argv, self._run.settings,
-                             host=slot.host.name, attempt=work.attempt, running=running)
+                             host=slot.host.name, attempt=work.attempt, running=running,
+                             devices=devices)
         finally:
             with self._lock:
                 slot.inflight.pop(work.trial.trial_id, None)
 
     def _observe(self, slot: _Slot, result: TrialResult) -> None:
         """Tell the placement policy; it marks hosts down or quarantines them."""
+        with self._lock:
+            slot.give_back_gpus(result.trial_id)
         self._placement.finished(slot.index, result.status, lambda: _answers(slot.host),
                                  result.reason)
 

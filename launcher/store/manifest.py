@@ -68,6 +68,10 @@ class ImageRecord:
     tag: str | None = None
     digest: str | None = None
     base: str | None = None
+    # issue 13: what the digest covers, with the sha256 of every file of the build context
+    # ({"files": {path: sha256}, "args", "base", "wheels"}), so that resume can name what
+    # changed. None for runs made before it (schema 2 still: an added, optional key).
+    inputs: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -137,6 +141,16 @@ class Manifest:
         """A copy that says how the run ended (``extra``: further answers, by name)."""
         return Manifest({**self.attrs, "state": str(state), "finished_at": at,
                          "stopped_because": stopped_because, "notes": list(notes), **extra})
+
+    def stopping(self, *, at: str, why: str) -> Manifest:
+        """A copy that says the launcher began stopping the run's containers at ``at``."""
+        return Manifest({**self.attrs, "stop_requested_at": at, "stop_requested": why})
+
+    def resumed(self, *, at: str) -> Manifest:
+        """A copy for a run that a resume continues: running again, no stop pending."""
+        return Manifest({**self.attrs, "state": str(RunState.RUNNING), "finished_at": None,
+                         "stop_requested_at": None, "stop_requested": None,
+                         "resumed_at": at})
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.attrs)
@@ -269,6 +283,17 @@ class Manifest:
     @property
     def stopped_because(self) -> str:
         return str(self.attrs.get("stopped_because") or "")
+
+    @property
+    def stop_requested_at(self) -> str | None:
+        """When the launcher began stopping the running containers (Ctrl-C, deadline,
+        failures); None when it did not, or a resume has handled it."""
+        value = self.attrs.get("stop_requested_at")
+        return str(value) if value else None
+
+    @property
+    def resumed_at(self) -> str | None:
+        return self.attrs.get("resumed_at")
 
     @property
     def target_reached(self) -> str:

@@ -9,7 +9,7 @@ which :meth:`launcher.store.RunDir.plan` appends to the file's own trials.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from launcher.errors import RunError
@@ -27,6 +27,12 @@ class PlannedTrial:
     replica: int
     seed: int
     params: dict[str, Any]
+
+
+# W&B distributions whose values spread on a log scale: the report draws them on log axes.
+LOG_KINDS = frozenset({"log_uniform", "log_uniform_values", "q_log_uniform",
+                       "q_log_uniform_values", "inv_log_uniform", "inv_log_uniform_values",
+                       "log_normal", "q_log_normal"})
 
 
 @dataclass(frozen=True)
@@ -54,15 +60,24 @@ class PlanFile:
     parameters: tuple[str, ...]  # dotted names, in the sweep file's order
     trials: tuple[PlannedTrial, ...]  # the file's own, then (adaptive) the asked ones
     version: int = 1
+    # dotted name -> the sweep's distribution (categorical, int_uniform, log_uniform_values,
+    # ...); empty in older plans (the report then infers the scale from the values)
+    kinds: dict[str, str] = field(default_factory=dict)
     adaptive: AdaptivePlan | None = None
     fixed: int | None = None  # how many of ``trials`` plan.json itself lists (None: all)
 
     @classmethod
     def of(cls, trials: Sequence[Trial], parameters: Sequence[str],
+           kinds: dict[str, str] | None = None,
            adaptive: AdaptivePlan | None = None) -> PlanFile:
         return cls(tuple(parameters), tuple(
             PlannedTrial(t.trial_id, t.config_id, t.replica, t.seed, t.nested_params())
-            for t in trials), 2 if adaptive else 1, adaptive)
+            for t in trials), 2 if adaptive else 1, dict(kinds or {}), adaptive)
+
+    def log_scale(self, name: str) -> bool | None:
+        """Whether the sweep drew ``name`` from a log distribution (None: not recorded)."""
+        kind = self.kinds.get(name)
+        return None if kind is None else kind in LOG_KINDS
 
     @classmethod
     def from_json(cls, raw: Any, where: str) -> PlanFile:
@@ -75,6 +90,7 @@ class PlanFile:
             names = tuple(str(n) for n in raw["parameters"])
             adaptive = AdaptivePlan.from_json(raw["adaptive"]) if raw.get("adaptive") \
                 else None
+            kinds = {str(k): str(v) for k, v in (raw.get("kinds") or {}).items()}
         except (AttributeError, KeyError, TypeError, ValueError) as e:
             raise RunError(f"{where} is damaged ({type(e).__name__}: {e})",
                            hint="restore it from a backup") from None
@@ -82,12 +98,13 @@ class PlanFile:
             raise RunError(f"{where} was written by a newer launcher (plan version {version};"
                            f" this launcher reads up to {PLAN_VERSION})",
                            hint="upgrade the launcher to read this run")
-        return cls(names, trials, version, adaptive)
+        return cls(names, trials, version, kinds, adaptive)
 
     def to_json(self) -> dict[str, Any]:
         own = self.trials[:self.fixed] if self.fixed is not None else self.trials
         out: dict[str, Any] = {
             "version": self.version, "parameters": list(self.parameters),
+            "kinds": self.kinds,
             "trials": [{"trial_id": t.trial_id, "config_id": t.config_id,
                         "replica": t.replica, "seed": t.seed, "params": t.params}
                        for t in own]}

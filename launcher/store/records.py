@@ -41,14 +41,21 @@ class TrialRecord:
     finished_at: str | None = None
     duration_s: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # backend provenance (ray node, ...)
+    # issue 13: /outputs was over outputs_limit and its copy is partial. Written only when
+    # true, so records without it (all older ones) read the same.
+    outputs_truncated: bool = False
+    # The argv the container ran (``${envvar:NAME}`` left unexpanded: never a secret on
+    # disk); the image's own entrypoint, when kept, is the item "<entrypoint>".
+    argv: tuple[str, ...] | None = None
     steps: int | None = None  # history lines the trial wrote (None: written before 0.2)
 
     @classmethod
-    def of(cls, result: TrialResult) -> TrialRecord:
+    def of(cls, result: TrialResult, argv: list[str] | None = None) -> TrialRecord:
         return cls(result.trial_id, result.status, result.reason, result.exit_code,
                    dict(result.metrics), result.host, result.image_id, result.container_id,
                    result.attempt, result.queued_at, result.started_at, result.finished_at,
-                   result.duration_s, dict(result.extra), len(result.history))
+                   result.duration_s, dict(result.extra), result.outputs_truncated,
+                   tuple(argv) if argv is not None else None, len(result.history))
 
     @classmethod
     def from_json(cls, raw: Any) -> TrialRecord | None:
@@ -66,7 +73,8 @@ class TrialRecord:
                 str(raw.get("image_id") or ""), str(raw.get("container_id") or ""),
                 int(raw.get("attempt") or 1), raw.get("queued_at"), raw.get("started_at"),
                 raw.get("finished_at"), _float(raw.get("duration_s")),
-                dict(raw.get("extra") or {}), _int(raw.get("steps")))
+                dict(raw.get("extra") or {}), raw.get("outputs_truncated") is True,
+                _argv(raw.get("argv")), _int(raw.get("steps")))
         except (TypeError, ValueError):
             return None
 
@@ -76,7 +84,9 @@ class TrialRecord:
                 "image_id": self.image_id, "container_id": self.container_id,
                 "attempt": self.attempt, "queued_at": self.queued_at,
                 "started_at": self.started_at, "finished_at": self.finished_at,
-                "duration_s": self.duration_s, "extra": self.extra, "steps": self.steps}
+                "duration_s": self.duration_s, "extra": self.extra, "steps": self.steps,
+                **({"outputs_truncated": True} if self.outputs_truncated else {}),
+                **({"argv": list(self.argv)} if self.argv is not None else {})}
 
     def line(self) -> str:
         return json.dumps(self.to_json(), ensure_ascii=False, default=str) + "\n"
@@ -92,6 +102,10 @@ def _float(value: Any) -> float | None:
 
 def _int(value: Any) -> int | None:
     return None if value is None else int(value)
+
+
+def _argv(value: Any) -> tuple[str, ...] | None:
+    return tuple(str(v) for v in value) if isinstance(value, list) else None
 
 
 def parse_records(data: bytes) -> Iterator[TrialRecord]:
@@ -118,3 +132,22 @@ def best_records(records: Iterable[TrialRecord]) -> dict[str, TrialRecord]:
         if previous is None or record.rank >= previous.rank:
             best[record.trial_id] = record
     return best
+
+
+# Statuses that `resume --retry-failed` runs again; without it only trials with no final
+# status (never started, cancelled, lost) run.
+RETRYABLE = frozenset({TrialStatus.FAILED, TrialStatus.TIMED_OUT, TrialStatus.OOM_KILLED})
+
+
+def still_to_run(trial_ids: Iterable[str], best: dict[str, TrialRecord],
+                 retry_failed: bool = False) -> list[str]:
+    """The planned trials a resume runs, in plan order: those without a final record (and,
+    with ``retry_failed``, those that failed, timed out or were OOM-killed). `launch
+    status` counts with the same function, so its numbers are what resume will do."""
+    out = []
+    for trial_id in trial_ids:
+        record = best.get(trial_id)
+        if record is None or not record.status.terminal or (
+                retry_failed and record.status in RETRYABLE):
+            out.append(trial_id)
+    return out

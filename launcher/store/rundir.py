@@ -16,11 +16,18 @@ from typing import IO, Any
 from launcher.clock import now
 from launcher.errors import RunError
 from launcher.store.asked import AskedConfig, parse_asked
-from launcher.store.files import append_line, atomic_write, extract_outputs, safe_trial_id
+from launcher.store.files import (
+    append_line,
+    atomic_write,
+    extract_outputs,
+    read_json_objects,
+    safe_trial_id,
+)
 from launcher.store.files import write_json as _write_json
 from launcher.store.manifest import Manifest, RunState
 from launcher.store.plan_file import PlanFile
 from launcher.store.records import TrialRecord, best_records, parse_records
+from launcher.store.started import STARTED, StartedEntry, StartedLog, parse_started, still_running
 from launcher.trial import TrialResult
 
 RECORDS = "trials.jsonl"
@@ -105,6 +112,20 @@ class RunDir:
         self.write_manifest(manifest)
         return manifest
 
+    def request_stop(self, why: str) -> None:
+        """Say in the manifest, before the launcher stops the running containers, when
+        it did: a resume after a second Ctrl-C then knows that a container which ended
+        after this moment was stopped by the launcher (cancelled), not failed."""
+        manifest = self.manifest()
+        if manifest.stop_requested_at is None:
+            self.write_manifest(manifest.stopping(at=now(), why=why))
+
+    def resumed(self) -> Manifest:
+        """Mark a resumed run as running again (its stop request is handled)."""
+        manifest = self.manifest().resumed(at=now("seconds"))
+        self.write_manifest(manifest)
+        return manifest
+
     def _read_json(self, name: str) -> object:
         try:
             return json.loads((self.path / name).read_bytes())
@@ -145,8 +166,9 @@ class RunDir:
     def has_record(self, trial_id: str) -> bool:
         return any(r.trial_id == trial_id for r in self.records())
 
-    def record(self, result: TrialResult) -> TrialRecord:
-        """Store a finished attempt: its files first, then the durable record."""
+    def record(self, result: TrialResult, argv: list[str] | None = None) -> TrialRecord:
+        """Store a finished attempt: its files first, then the durable record (with the
+        argv the container ran, when the caller knows it)."""
         trial_id = safe_trial_id(result.trial_id)
         if result.log:
             atomic_write(self.path / "logs" / f"{trial_id}.log", result.log)
@@ -155,12 +177,31 @@ class RunDir:
             atomic_write(self.path / "history" / f"{trial_id}.jsonl", lines)
         if result.outputs is not None:
             extract_outputs(result.outputs, self.path / "outputs" / trial_id)
-        return self.append(TrialRecord.of(result))
+        return self.append(TrialRecord.of(result, argv))
 
     def append(self, record: TrialRecord) -> TrialRecord:
         """Append one durable record (fsync'd); the trial's files must already be there."""
         append_line(self.path / RECORDS, record.line())
         return record
+
+    # -- containers running now ------------------------------------------------------------
+    def started_log(self) -> StartedLog:
+        """The append side of started.jsonl, for the run loop (see store/started.py)."""
+        return StartedLog(self.path / STARTED)
+
+    def started(self) -> list[StartedEntry]:
+        try:
+            return parse_started((self.path / STARTED).read_bytes())
+        except FileNotFoundError:
+            return []
+
+    def running(self, records: list[TrialRecord] | None = None) -> list[StartedEntry]:
+        """Containers started and not recorded yet, while the run is running (a run that
+        is not running has none, whatever its files say)."""
+        if self.state() is not RunState.RUNNING:
+            return []
+        records = self.records() if records is None else records
+        return still_running(self.started(), ((r.trial_id, r.attempt) for r in records))
 
     # -- files of a trial --------------------------------------------------------------------
     def log_path(self, trial_id: str) -> Path:
@@ -171,31 +212,21 @@ class RunDir:
 
     def history(self, trial_id: str) -> list[dict[str, Any]]:
         """A finished trial's history lines (empty when it wrote none)."""
-        try:
-            text = self.history_path(trial_id).read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return []
-        out = []
-        for line in text.splitlines():
-            try:
-                row = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(row, dict):
-                out.append(row)
-        return out
+        return read_json_objects(self.history_path(trial_id))
 
     def outputs_path(self, trial_id: str) -> Path:
         return self.path / "outputs" / safe_trial_id(trial_id)
 
     # -- state and locking -----------------------------------------------------------------
     def state(self, manifest: Manifest | None = None) -> RunState:
-        """The run's state; a ``running`` run whose launcher is gone is ``abandoned``.
-        The one answer that `launch ls`, `status` and the API give."""
+        """The run's state: ``running`` while a launcher holds the run (also a resume of
+        a stopped run), ``abandoned`` for a ``running`` run whose launcher is gone, else
+        what the manifest says. The one answer that `launch ls`, `status`, `watch` and the
+        API give."""
+        if self.holder():
+            return RunState.RUNNING
         state = (manifest or self.manifest()).state
-        if state is RunState.RUNNING and not self.holder():
-            return RunState.ABANDONED
-        return state
+        return RunState.ABANDONED if state is RunState.RUNNING else state
 
     def holder(self) -> str:
         """Who holds the run's lock ("pid N on HOST"); empty when nobody does."""

@@ -245,7 +245,7 @@ def test_replicas_are_told_as_their_mean_once_all_ended() -> None:
 
 def test_plan_json_records_the_search_space(tmp_path: Path) -> None:
     spec = sweep(tmp_path, "  opt: {values: [adam, sgd]}\n  epochs: 3\n")
-    plan = PlanFile.of([], [p.name for p in spec.parameters], adaptive_plan(spec))
+    plan = PlanFile.of([], [p.name for p in spec.parameters], adaptive=adaptive_plan(spec))
     raw = plan.to_json()
     assert raw["version"] == 2 and raw["trials"] == []
     assert raw["adaptive"]["run_cap"] == 12 and raw["adaptive"]["sampler"] == "tpe"

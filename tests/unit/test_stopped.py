@@ -82,7 +82,7 @@ def test_a_run_whose_other_trials_were_stopped_early_exits_zero(tmp_path: Path) 
 
 def test_status_shows_the_best_value_and_what_was_stopped(tmp_path: Path) -> None:
     text = run_status(a_run(tmp_path), tmp_path).summary()
-    assert "finished 4/4: stopped 2, succeeded 2" in text
+    assert "4 trials: succeeded 2, stopped 2" in text and "finished 4/4" in text
     assert "best acc 0.9 (maximize, trial t0)" in text
     assert "early termination: 2 trials stopped early" in text
 
