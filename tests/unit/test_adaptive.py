@@ -156,16 +156,19 @@ def test_resume_rebuilds_the_history_repeats_nothing_and_keeps_run_cap(tmp_path:
     assert len(ids) == len(set(ids))
 
 
-def test_qmc_continues_its_sequence_after_a_resume(tmp_path: Path) -> None:
-    spec = sweep(tmp_path, "sampler: qmc\n", run_cap=8)
+@pytest.mark.parametrize("sampler", ["tpe", "qmc"])
+def test_a_resumed_run_with_one_slot_suggests_what_a_whole_one_does(tmp_path: Path,
+                                                                     sampler: str) -> None:
+    """QMC continues its sequence; TPE (seeded per suggestion) repeats no start-up draw."""
+    spec = sweep(tmp_path, f"sampler: {sampler}\n", run_cap=14)
     run, _ = run_search(tmp_path, spec, SlotBackend(branin, stop_after=4))
     search, asked = AdaptiveSearch.open(spec, run)
     Runner(SlotBackend(branin), run, RetryPolicy(), search=search).execute(
         [t for t in asked if t.trial_id not in run.best()])
     points = configs(run)
-    assert len(points) == 8 and len(set(points)) == 8
+    assert len(points) == 14 and len(set(points)) == 14
     whole, _ = run_search(tmp_path / "whole", spec, SlotBackend(branin))
-    assert configs(whole) == points, "a resumed QMC run suggests what a whole one does"
+    assert configs(whole) == points
 
 
 @pytest.mark.parametrize("sampler", ["tpe", "random", "cmaes", "qmc"])
