@@ -8,13 +8,14 @@ categorical, integer ``min``/``max`` -> int_uniform, otherwise -> uniform.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from launcher.schema import Reader
-from launcher.yamlfile import KeyPath
+from launcher.yamlfile import MAX_LIST_ITEMS, KeyPath
 
 # distribution -> (required keys, optional keys with defaults)
 DISTRIBUTIONS: dict[str, tuple[tuple[str, ...], dict[str, float]]] = {
@@ -40,6 +41,8 @@ DISTRIBUTIONS: dict[str, tuple[tuple[str, ...], dict[str, float]]] = {
 GRID_KINDS = frozenset({"constant", "categorical", "int_uniform", "q_uniform"})
 PARAM_KEYS = ("value", "values", "probabilities", "distribution",
               "min", "max", "mu", "sigma", "q", "a", "b", "parameters")
+MAX_VALUES = MAX_LIST_ITEMS  # per parameter (the YAML reader refuses longer lists first)
+MAX_VALUE_BYTES = 100 * 1024  # one value as JSON; below Linux's 128 KiB per argument
 _NAME = re.compile(r"[^\s.=\[\]]+")
 _POSITIVE_BOUNDS = ("log_uniform_values", "q_log_uniform_values",
                     "inv_log_uniform_values")
@@ -136,6 +139,7 @@ def _parse_leaf(reader: Reader, definition: object, at: KeyPath, name: str) -> P
             raise reader.error(at, f"distribution {kind} needs {key!r}"
                                + (" (its bounds)" if key in ("min", "max") else ""))
     if kind == "constant":
+        check_value_size(reader, definition["value"], (*at, "value"))
         return ParamSpec(name, kind, value=definition["value"])
     if kind == "categorical":
         return _categorical(reader, definition, at, name)
@@ -169,11 +173,17 @@ def _categorical(reader: Reader, definition: dict[str, Any], at: KeyPath,
         raise reader.error((*at, "values"), "must be a list")
     if not values:
         raise reader.error((*at, "values"), "must not be empty")
-    seen: list[Any] = []
+    if len(values) > MAX_VALUES:
+        raise reader.error((*at, "values"), f"has {len(values):,} values; a parameter may "
+                           f"have at most {MAX_VALUES:,}", hint="use min/max, or split the "
+                           "sweep")
+    seen: set[str] = set()  # one pass: 500k values must not take minutes
     for i, v in enumerate(values):
-        if any(v == s and type(v) is type(s) for s in seen):
-            raise reader.error((*at, "values", i), f"duplicate value {v!r}")
-        seen.append(v)
+        check_value_size(reader, v, (*at, "values", i))
+        key = f"{type(v).__name__}:{json.dumps(v, sort_keys=True, default=str)}"
+        if key in seen:
+            raise reader.error((*at, "values", i), f"duplicate value {v!r}"[:200])
+        seen.add(key)
     probabilities = None
     if "probabilities" in definition:
         raw = definition["probabilities"]
@@ -187,6 +197,16 @@ def _categorical(reader: Reader, definition: dict[str, Any], at: KeyPath,
                                f"must be non-negative and sum to 1, they sum to "
                                f"{sum(probabilities):g}")
     return ParamSpec(name, "categorical", values=tuple(values), probabilities=probabilities)
+
+
+def check_value_size(reader: Reader, value: Any, at: KeyPath) -> None:
+    """A value travels as one argv item and in LAUNCH_PARAMS, one environment value:
+    Linux refuses either above 128 KiB, so every trial would fail."""
+    size = len(json.dumps(value, ensure_ascii=False, default=str).encode("utf-8"))
+    if size > MAX_VALUE_BYTES:
+        raise reader.error(at, f"a value of {size:,} bytes; parameter values are limited to "
+                           f"{MAX_VALUE_BYTES // 1024} KiB (Linux passes at most 128 KiB in one "
+                           "argument)", hint="put large inputs in a file and pass its path")
 
 
 def _check_numeric(reader: Reader, kind: str, args: dict[str, float],

@@ -27,6 +27,8 @@ from launcher.trial import Trial, nest
 CONFIG_ID_LENGTH = 10
 TRIAL_ID_LENGTH = 12
 RESAMPLE_FACTOR = 50  # draws allowed per wanted configuration before giving up
+# Linux's MAX_ARG_STRLEN (128 KiB) for "LAUNCH_PARAMS=<json>" and its NUL
+MAX_PARAMS_BYTES = 128 * 1024 - len("LAUNCH_PARAMS=") - 1
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,7 @@ def expand(spec: SweepSpec) -> Plan:
     n_configs = 0
     for params in configs:
         canonical = _canonical(nest(params))
+        _check_params_size(spec, canonical, len(params))
         config_id = _digest(canonical, CONFIG_ID_LENGTH)
         for replica in range(spec.replicas):
             seed = spec.seed + replica if spec.seed_mode == "distinct" else spec.seed
@@ -65,6 +68,20 @@ def expand(spec: SweepSpec) -> Plan:
             trials.append(Trial(trial_id, config_id, len(trials), replica, seed, params))
         n_configs += 1
     return Plan(tuple(trials), tuple(p.name for p in spec.parameters), n_configs, tuple(notes))
+
+
+def _check_params_size(spec: SweepSpec, canonical: str, count: int) -> None:
+    """A configuration reaches its trial as LAUNCH_PARAMS, one environment value (with
+    ", " and ": " between items), which Linux limits to 128 KiB: above that every trial
+    would fail to start."""
+    if len(canonical) * 4 + 4 * count <= MAX_PARAMS_BYTES:
+        return  # the common case: certainly small enough, nothing to encode
+    size = len(json.dumps(json.loads(canonical), ensure_ascii=False).encode("utf-8"))
+    if size > MAX_PARAMS_BYTES:
+        raise SweepError(f"a configuration's parameters take {size:,} bytes together; a "
+                         f"trial receives them in one environment value of at most "
+                         f"{MAX_PARAMS_BYTES:,} bytes (Linux)", path=spec.source_path,
+                         hint="put large inputs in a file and pass its path")
 
 
 def _canonical(value: Any) -> str:

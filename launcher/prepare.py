@@ -15,6 +15,7 @@ from launcher.backends.base import Backend, RunContext
 from launcher.container import ContainerSettings
 from launcher.errors import SweepError
 from launcher.image import BuiltImage
+from launcher.safety import check_effective_user
 from launcher.spec import SweepSpec
 
 if TYPE_CHECKING:
@@ -45,6 +46,8 @@ class prepared_backend:
         self.backend = backend = get_backend(spec)
         image = build(spec, backend.builder(), self.on_line)
         settings = container_settings(spec, image, self.run_id, trial_env)
+        check_effective_user(settings.user, any(m.kind == "bind" for m in spec.mounts),
+                             spec.unsafe, spec.source_path)
         ctx = RunContext(run_id=self.run_id, settings=settings, command=spec.command,
                          program=spec.program, environ=macro_env)
         backend.setup(image=image, run=ctx)
@@ -105,4 +108,5 @@ def container_settings(spec: SweepSpec, image: BuiltImage, run_id: str,
         network=spec.network, user=image.run_as(spec.user), outputs=spec.outputs,
         timeout=spec.timeout, stop_grace=spec.stop_grace, log_limit=spec.log_limit,
         outputs_limit=spec.outputs_limit,
-        mounts=tuple((m.kind, m.source, m.target) for m in spec.mounts))
+        mounts=tuple((m.kind, os.path.realpath(m.source) if m.kind == "bind" else m.source,
+                      m.target) for m in spec.mounts))

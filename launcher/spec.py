@@ -18,6 +18,7 @@ from launcher.command import check_template
 from launcher.errors import SweepError
 from launcher.overrides import Overrides, apply_overrides
 from launcher.parameters import GRID_KINDS, ParamSpec, parse_parameters
+from launcher.safety import UNSAFE_WARNINGS, check_sweep, parse_unsafe
 from launcher.schema import Reader, scalar_text
 from launcher.sections import (
     HostSpec,
@@ -43,7 +44,7 @@ LAUNCHER_KEYS = ("image", "replicas", "seed", "seed_mode", "hosts", "backend", "
                  "resources", "timeout", "deadline", "stop_grace", "retries",
                  "no_retry_exit_codes", "max_consecutive_failures", "network", "env",
                  "outputs", "results", "max_parallel", "mounts", "user", "log_limit",
-                 "outputs_limit")
+                 "outputs_limit", "unsafe")
 TOP_KEYS = (*WANDB_KEYS, *WANDB_SERVICE_KEYS, *LAUNCHER_KEYS)
 
 
@@ -88,6 +89,7 @@ class SweepSpec:
     user: str | None = None
     log_limit: int = defaults.LOG_LIMIT
     outputs_limit: int = defaults.OUTPUTS_LIMIT
+    unsafe: frozenset[str] = frozenset()  # opt-ins of launcher.safety, by name
     source_path: str | None = None
     source_text: str = ""
     overrides: Overrides = field(default_factory=Overrides)
@@ -129,6 +131,8 @@ def build_spec(doc: YamlDoc, overrides: Overrides, *, source_path: str | None = 
     reader.check_keys(data, (), TOP_KEYS)
     warnings = tuple(f"{key!r} only means something to the W&B service; ignored"
                      for key in WANDB_SERVICE_KEYS if key in data)
+    unsafe = parse_unsafe(reader, data.get("unsafe"))
+    warnings += tuple(f"{UNSAFE_WARNINGS[key]} (the sweep file says so)" for key in sorted(unsafe))
     spec = SweepSpec(
         name=_name(reader, data, default_name),
         parameters=parse_parameters(reader, data.get("parameters", {}), ("parameters",)),
@@ -137,18 +141,21 @@ def build_spec(doc: YamlDoc, overrides: Overrides, *, source_path: str | None = 
         **_command(reader, data),
         **_launcher_keys(reader, data, source_path),
         source_path=source_path, source_text=source_text, overrides=overrides,
-        warnings=warnings,
+        warnings=warnings, unsafe=unsafe,
     )
     _check_plan_size(reader, spec)
+    check_sweep(reader, mounts=spec.mounts, hosts=spec.hosts, user=spec.user,
+                backend=spec.backend, unsafe=spec.unsafe)
     return spec
 
 
 def _name(reader: Reader, data: dict[str, Any], default: str) -> str:
     name = data.get("name", default)
-    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+    # The name is a folder under the results root: "." and ".." would leave it.
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name) or not name.strip("."):
         at = ("name",) if "name" in data else ()
-        raise reader.error(at, f"sweep name {name!r} must match [A-Za-z0-9._-]+",
-                           hint="set `name:` in the file" if not at else None)
+        raise reader.error(at, f"sweep name {name!r} must match [A-Za-z0-9._-]+ and not be "
+                           "only dots", hint="set `name:` in the file" if not at else None)
     return name
 
 

@@ -67,11 +67,13 @@ class DockerBackend(Backend):
     def from_spec(cls, spec: SweepSpec) -> DockerBackend:
         """Connect every host of the sweep; the image is built on the local engine when
         it is one of them or answers, else on the first host."""
+        from launcher.hostcheck import check_resources_fit
         from launcher.hosts import connect_all, connect_local
 
         hosts = connect_all(spec.hosts, cpus_per_trial=spec.resources.cpus,
                             max_parallel=spec.max_parallel)
         try:
+            check_resources_fit(hosts, spec)
             builder = next((h for h in hosts if h.spec.url == "local"), None) \
                 or connect_local(cpus_per_trial=spec.resources.cpus, required=False) \
                 or hosts[0]

@@ -113,7 +113,17 @@ class Manifest:
             raise RunError(f"{where} was written by a newer launcher (run directory schema "
                            f"{version}; this launcher reads up to {SCHEMA_VERSION})",
                            hint="upgrade the launcher to read this run")
+        _check_types(raw, where)
         return cls(_migrate(dict(raw), version))
+
+    def with_fields(self, **fields: Any) -> Manifest:
+        """A copy with further answers, by name (``plan_sha256``, ``hosts`` records...)."""
+        attrs = dict(self.attrs)
+        for key, value in fields.items():
+            if key == "hosts":
+                value = [dataclasses.asdict(h) for h in value]
+            attrs[key] = value
+        return Manifest(attrs)
 
     @classmethod
     def new(cls, *, run_id: str, sweep: str, created_at: str, **fields: Any) -> Manifest:
@@ -177,6 +187,19 @@ class Manifest:
     @property
     def sweep_sha256(self) -> str | None:
         return self.attrs.get("sweep_sha256")
+
+    @property
+    def plan_sha256(self) -> str | None:
+        """The sha256 of the plan as written at the start (``PlanFile.sha256``)."""
+        return self.attrs.get("plan_sha256")
+
+    @property
+    def settings(self) -> dict[str, Any] | None:
+        """What the sweep asked of every trial (command, resources, ...) when the run
+        started, to say what changed when its sweep.yaml was edited; None before it
+        was recorded."""
+        value = self.attrs.get("settings")
+        return dict(value) if isinstance(value, dict) else None
 
     @property
     def git(self) -> dict[str, Any]:
@@ -270,6 +293,30 @@ class Manifest:
     @property
     def notes(self) -> list[str]:
         return [str(n) for n in self.attrs.get("notes") or []]
+
+
+# Keys whose JSON type the properties rely on: anything else is a damaged manifest.
+_TYPES: dict[str, tuple[type, ...]] = {
+    "run_id": (str,), "sweep": (str,), "state": (str,), "created_at": (str, type(None)),
+    "finished_at": (str, type(None)), "sweep_sha256": (str, type(None)),
+    "plan_sha256": (str, type(None)), "overrides": (dict, type(None)),
+    "replicas": (int, type(None)), "seed": (int, type(None)), "metric": (dict, type(None)),
+    "image": (dict, type(None)), "hosts": (list, type(None)), "notes": (list, type(None)),
+    "max_parallel": (int, type(None)), "git": (dict, type(None)),
+    "settings": (dict, type(None)), "stopped_because": (str, type(None))}
+
+
+def _check_types(raw: dict[str, Any], where: str) -> None:
+    for key, kinds in _TYPES.items():
+        value = raw.get(key)
+        if key in raw and (not isinstance(value, kinds) or isinstance(value, bool)):
+            raise RunError(f"{where} is damaged (its {key!r} is {type(value).__name__} "
+                           f"{str(value)[:40]!r})", hint="restore it from a backup; the "
+                           "records are in trials.jsonl")
+    for host in raw.get("hosts") or []:
+        if not isinstance(host, dict):
+            raise RunError(f"{where} is damaged (a host is not a JSON object)",
+                           hint="restore it from a backup")
 
 
 def _migrate(attrs: dict[str, Any], version: int) -> dict[str, Any]:

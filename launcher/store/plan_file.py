@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -58,6 +60,12 @@ class PlanFile:
                 "trials": [{"trial_id": t.trial_id, "config_id": t.config_id,
                             "replica": t.replica, "seed": t.seed, "params": t.params}
                            for t in self.trials]}
+
+    def sha256(self) -> str:
+        """A hash of the plan's content (not of its file's layout), for the manifest."""
+        text = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"),
+                          ensure_ascii=False, default=str)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
     def trial_ids(self) -> list[str]:
         return [t.trial_id for t in self.trials]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import secrets
@@ -15,7 +16,13 @@ from typing import IO
 
 from launcher.clock import now
 from launcher.errors import RunError
-from launcher.store.files import append_line, atomic_write, extract_outputs, safe_trial_id
+from launcher.store.files import (
+    append_line,
+    atomic_write,
+    extract_outputs,
+    safe_trial_id,
+    write_error,
+)
 from launcher.store.files import write_json as _write_json
 from launcher.store.manifest import Manifest, RunState
 from launcher.store.plan_file import PlanFile
@@ -54,9 +61,17 @@ class RunDir:
     def create(cls, results_root: Path, folder: str, run_id: str | None = None) -> RunDir:
         """A new, empty run folder ``results_root/folder/run_id``."""
         path = results_root / folder / (run_id or new_run_id())
-        path.mkdir(parents=True, exist_ok=False)
-        for sub in SUBFOLDERS:
-            (path / sub).mkdir()
+        if not path.resolve().is_relative_to(results_root.resolve()) or \
+                path.resolve().parent.parent != results_root.resolve():
+            raise RunError(f"the run folder {path} would not be a folder of the sweep "
+                           f"{folder!r} under the results root {results_root}",
+                           hint="give the sweep a plain name")
+        try:
+            path.mkdir(parents=True, exist_ok=False)
+            for sub in SUBFOLDERS:
+                (path / sub).mkdir()
+        except OSError as e:
+            raise write_error(path, e) from None
         return cls(path)
 
     @classmethod
@@ -71,7 +86,22 @@ class RunDir:
         a folder with a manifest always has its sweep file and plan."""
         atomic_write(self.path / SWEEP, sweep_text)
         _write_json(self.path / PLAN, plan.to_json())
+        manifest = manifest.with_fields(plan_sha256=plan.sha256())
         _write_json(self.path / MANIFEST, manifest.to_json())
+
+    def changed_inputs(self, manifest: Manifest) -> list[str]:
+        """Which of sweep.yaml and plan.json no longer match the hashes the run started
+        with (a run too old to have a hash is taken as it is)."""
+        changed = []
+        try:
+            sweep = hashlib.sha256((self.path / SWEEP).read_bytes()).hexdigest()
+        except OSError:
+            sweep = ""
+        if manifest.sweep_sha256 and sweep != manifest.sweep_sha256:
+            changed.append(SWEEP)
+        if manifest.plan_sha256 and self.plan().sha256() != manifest.plan_sha256:
+            changed.append(PLAN)
+        return changed
 
     def manifest(self) -> Manifest:
         return Manifest.from_json(self._read_json(MANIFEST), self._where(MANIFEST))
@@ -85,9 +115,14 @@ class RunDir:
     def sweep_text(self) -> str:
         try:
             return (self.path / SWEEP).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise RunError(f"{self._where(SWEEP)} is missing", run=str(self.path),
+                           hint="restore it from a backup (`launch resume` needs it; the "
+                           "results can still be read)") from None
         except (OSError, UnicodeDecodeError) as e:
-            raise RunError(f"{self._where(SWEEP)} cannot be read ({type(e).__name__})",
-                           run=str(self.path), hint="restore it from a backup") from None
+            raise RunError(f"{self._where(SWEEP)} is damaged ({type(e).__name__})",
+                           run=str(self.path), hint="restore it from a backup (`launch resume` "
+                           "needs it; the results can still be read)") from None
 
     def finish(self, *, state: RunState, stopped_because: str | None,
                notes: list[str]) -> Manifest:
