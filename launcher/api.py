@@ -24,6 +24,7 @@ from launcher.overrides import Overrides
 from launcher.plan import Plan, expand
 from launcher.prepare import LineSink, prepared_backend
 from launcher.runner import Outcome, RetryPolicy, Runner
+from launcher.secrets import Masker
 from launcher.spec import SweepSpec, load_sweep
 from launcher.store import PlanFile, RunDir, RunState, TrialRecord, new_run_id
 from launcher.trial import Trial, TrialStatus
@@ -102,6 +103,7 @@ def run_sweep(sweep: str | Path | SweepSpec, overrides: Overrides | None = None,
     run_id = new_run_id()
     with prepared_backend(spec, run_id, on_line) as (backend, image, ctx):
         run = RunDir.create(Path(spec.results), spec.name, run_id)
+        run.mask = Masker(ctx.secrets)
         with run.locked():
             run.start(sweep_text=spec.source_text,
                       plan=PlanFile.of(plan.trials, plan.parameter_names),
@@ -130,6 +132,7 @@ def resume_run(ref: str | Path, results_root: str | Path = RESULTS_ROOT, *,
                 on_line(f"run {run.label} has nothing left to run")
             return RunResults(run.path, Outcome(), manifest.notes)
         with prepared_backend(spec, run.run_id, on_line) as (backend, image, ctx):
+            run.mask = Masker(ctx.secrets)
             expected = manifest.image.id
             if image.id != expected:
                 raise RunError(f"the image changed since run {run.run_id} started (now "

@@ -14,7 +14,7 @@ import json
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
@@ -38,6 +38,7 @@ from launcher.trial import (
     TrialResult,
     TrialStatus,
 )
+from launcher.trial_log import log_config, read_log
 
 if TYPE_CHECKING:
     import docker
@@ -68,7 +69,7 @@ class ContainerSettings:
 
     def create_kwargs(self, api: Any, trial: Trial, argv: Argv, attempt: int) -> dict[str, Any]:
         """Arguments of the engine's container-create call (low-level API)."""
-        from docker.types import DeviceRequest, Mount
+        from docker.types import DeviceRequest, Mount, Ulimit
 
         env = {**self.env, ENV_TRIAL_ID: trial.trial_id, ENV_SEED: str(trial.seed),
                ENV_PARAMS: json.dumps(trial.nested_params(), ensure_ascii=False)}
@@ -87,7 +88,11 @@ class ContainerSettings:
             security_opt=["no-new-privileges"], read_only=True, privileged=False,
             tmpfs=tmpfs, mem_limit=res.memory, memswap_limit=res.memory,
             nano_cpus=int(res.cpus * 1e9), pids_limit=res.pids, init=True,
-            mounts=mounts or None,
+            mounts=mounts or None, log_config=log_config(self.log_limit),
+            # No file in the trial may grow past what would be copied back: the kernel
+            # refuses the write (EFBIG) instead of the engine's disk filling up.
+            ulimits=[Ulimit(name="fsize", soft=self.outputs_limit, hard=self.outputs_limit)]
+            if self.outputs else None,
             device_requests=[DeviceRequest(count=res.gpus, capabilities=[["gpu"]])]
             if res.gpus else None)
         return {"image": self.image, "command": argv.command, "entrypoint": argv.entrypoint,
@@ -228,10 +233,9 @@ def _is_read_timeout(e: Exception) -> bool:
 
 
 def _collect(api: Any, cid: str, settings: ContainerSettings, result: TrialResult) -> None:
-    stream = api.logs(cid, stdout=True, stderr=True, stream=True, follow=False)
-    log, truncated = capped_text(stream, settings.log_limit)
-    result.log = log + (f"\n[launcher: log truncated to {settings.log_limit} bytes]\n"
-                        if truncated else "")
+    log, truncated = read_log(api, cid, settings.log_limit)
+    result.log = log + (f"\n[launcher: log truncated to {settings.log_limit} bytes: its "
+                        "head and tail]\n" if truncated else "")
     result.history, result.metrics = parse_stdout(log)
     if settings.outputs:
         result.outputs = _copy_outputs(api, cid, settings.outputs_limit)
@@ -271,35 +275,6 @@ def _engine_error(result: TrialResult, e: Exception, running: Running) -> None:
 def _remove(api: Any, cid: str) -> None:
     with contextlib.suppress(Exception):
         api.remove_container(cid, v=True, force=True)
-
-
-def capped_text(chunks: Iterable[bytes], limit: int) -> tuple[str, bool]:
-    """Keep the first and last halves of a stream larger than ``limit`` bytes.
-
-    The tail matters most: the final ``{"metrics": ...}`` line is there.
-    """
-    head, tail = bytearray(), bytearray()
-    half = limit // 2
-    truncated = False
-    for chunk in chunks:
-        if len(head) < half:
-            take = half - len(head)
-            head += chunk[:take]
-            chunk = chunk[take:]
-        if chunk:
-            tail += chunk
-            if len(tail) > 2 * half:
-                del tail[: len(tail) - half]
-                truncated = True
-    if len(tail) > half:
-        truncated = True
-        del tail[: len(tail) - half]
-    text = head.decode("utf-8", "replace")
-    if truncated:
-        text += "\n[...]\n" + tail.decode("utf-8", "replace").split("\n", 1)[-1]
-    else:
-        text += tail.decode("utf-8", "replace")
-    return text, truncated
 
 
 def parse_stdout(text: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:

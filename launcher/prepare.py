@@ -49,7 +49,8 @@ class prepared_backend:
         check_effective_user(settings.user, any(m.kind == "bind" for m in spec.mounts),
                              spec.unsafe, spec.source_path)
         ctx = RunContext(run_id=self.run_id, settings=settings, command=spec.command,
-                         program=spec.program, environ=macro_env)
+                         program=spec.program, environ=macro_env,
+                         secrets=secret_values(spec, self.on_line))
         backend.setup(image=image, run=ctx)
         return backend, image, ctx
 
@@ -99,6 +100,22 @@ def resolve_environment(spec: SweepSpec) -> tuple[dict[str, str], dict[str, str]
     except ValueError as e:
         raise SweepError(str(e), path=spec.source_path) from None
     return {n: os.environ[n] for n in names}, trial_env
+
+
+def secret_values(spec: SweepSpec, on_line: LineSink | None = None) -> tuple[str, ...]:
+    """The values ``${envvar:NAME}`` takes from the launcher's environment (in the command
+    and in ``env``): the run masks them in everything it writes."""
+    from launcher.command import envvar_names
+    from launcher.secrets import MIN_LENGTH
+    from launcher.sections import envvar_references
+
+    names = dict.fromkeys([*envvar_names(spec.command or ()), *envvar_references(spec.env)])
+    values = [os.environ[n] for n in names if n in os.environ]
+    for name in names:
+        if on_line and 0 < len(os.environ.get(name, "")) < MIN_LENGTH:
+            on_line(f"note: ${{envvar:{name}}} is shorter than {MIN_LENGTH} characters and "
+                    "is not masked in the results")
+    return tuple(values)
 
 
 def container_settings(spec: SweepSpec, image: BuiltImage, run_id: str,

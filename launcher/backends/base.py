@@ -101,6 +101,7 @@ class RunContext:
     program: str | None = None
     environ: dict[str, str] = field(default_factory=dict)
     on_start: Observer | None = None
+    secrets: tuple[str, ...] = ()  # ${envvar:...} values: masked in everything written
 
     def argv(self, trial: Trial) -> Argv:
         return render(self.command, self.program, trial, self.environ)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from launcher.errors import RunError
+from launcher.secrets import Masker
 
 _TRIAL_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # a file name that cannot leave its folder
 
@@ -83,9 +84,23 @@ def safe_trial_id(trial_id: str) -> str:
     return trial_id
 
 
-def extract_outputs(tar_stream: IO[bytes], dest: Path) -> None:
+def _extract_masked(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: Path,
+                    mask: Masker) -> None:
+    safe = tarfile.data_filter(member, str(dest))  # raises for anything unsafe
+    target = dest / safe.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    source = tar.extractfile(member)
+    with open(target, "wb") as f:
+        if source is not None:
+            for chunk in mask.stream(source):
+                f.write(chunk)
+    os.chmod(target, (safe.mode or 0o644) & 0o755)
+
+
+def extract_outputs(tar_stream: IO[bytes], dest: Path, mask: Masker | None = None) -> None:
     """Unpack a get_archive tar of /outputs into ``dest``: regular files and folders only,
-    nothing outside ``dest`` (Python's "data" extraction filter)."""
+    nothing outside ``dest`` (Python's "data" extraction filter); the run's secrets are
+    masked in the files' contents."""
     try:
         if dest.exists():
             shutil.rmtree(dest)
@@ -96,7 +111,10 @@ def extract_outputs(tar_stream: IO[bytes], dest: Path) -> None:
                 if not rel or not (member.isfile() or member.isdir()):
                     continue
                 member.name = rel
-                tar.extract(member, dest, filter="data")
+                if mask and member.isfile():
+                    _extract_masked(tar, member, dest, mask)
+                else:
+                    tar.extract(member, dest, filter="data")
     except OSError as e:
         raise write_error(dest, e) from None
     finally:

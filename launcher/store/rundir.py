@@ -9,13 +9,14 @@ import json
 import os
 import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
 from launcher.clock import now
 from launcher.errors import RunError
+from launcher.secrets import Masker
 from launcher.store.files import (
     append_line,
     atomic_write,
@@ -44,9 +45,11 @@ def new_run_id() -> str:
 
 @dataclass
 class RunDir:
-    """One run's folder. Make one with :meth:`create`, open one with :meth:`open`."""
+    """One run's folder. Make one with :meth:`create`, open one with :meth:`open`.
+    ``mask`` hides the run's secrets in everything it writes (see launcher.secrets)."""
 
     path: Path
+    mask: Masker = field(default_factory=Masker, compare=False, repr=False)
 
     @property
     def run_id(self) -> str:
@@ -127,8 +130,9 @@ class RunDir:
     def finish(self, *, state: RunState, stopped_because: str | None,
                notes: list[str]) -> Manifest:
         """Record how the run ended in its manifest; returns the new manifest."""
-        manifest = self.manifest().finished(state=state, at=now("seconds"),
-                                            stopped_because=stopped_because, notes=notes)
+        manifest = self.manifest().finished(
+            state=state, at=now("seconds"), notes=[self.mask.text(n) for n in notes],
+            stopped_because=self.mask.text(stopped_because) if stopped_because else None)
         self.write_manifest(manifest)
         return manifest
 
@@ -162,16 +166,27 @@ class RunDir:
         return any(r.trial_id == trial_id for r in self.records())
 
     def record(self, result: TrialResult) -> TrialRecord:
-        """Store a finished attempt: its files first, then the durable record."""
+        """Store a finished attempt: its files first, then the durable record. The run's
+        secrets are masked in ``result`` itself (so what is shown afterwards is masked)."""
         trial_id = safe_trial_id(result.trial_id)
+        self._mask(result)
         if result.log:
             atomic_write(self.path / "logs" / f"{trial_id}.log", result.log)
         if result.history:
             lines = "".join(json.dumps(h, ensure_ascii=False) + "\n" for h in result.history)
             atomic_write(self.path / "history" / f"{trial_id}.jsonl", lines)
         if result.outputs is not None:
-            extract_outputs(result.outputs, self.path / "outputs" / trial_id)
+            extract_outputs(result.outputs, self.path / "outputs" / trial_id, self.mask)
         return self.append(TrialRecord.of(result))
+
+    def _mask(self, result: TrialResult) -> None:
+        if not self.mask:
+            return
+        result.log = self.mask.text(result.log)
+        result.reason = self.mask.text(result.reason)
+        result.history = self.mask.value(result.history)
+        result.metrics = self.mask.value(result.metrics)
+        result.extra = self.mask.value(result.extra)
 
     def append(self, record: TrialRecord) -> TrialRecord:
         """Append one durable record (fsync'd); the trial's files must already be there."""

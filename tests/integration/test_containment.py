@@ -55,7 +55,7 @@ def test_the_engine_socket_root_and_system_paths_are_refused_before_any_containe
     link.symlink_to(socket_path(engine))
     data = tmp_path / "data"
     data.mkdir()
-    cases = {
+    cases: dict[str, dict[str, Any]] = {
         "its own socket": {"mounts": [{"bind": socket_path(engine), "target": "/d"}]},
         "the default socket": {"mounts": [{"bind": "/var/run/docker.sock", "target": "/d"}]},
         "a symlink to the socket": {"mounts": [{"bind": str(link), "target": "/d"}]},

@@ -9,9 +9,10 @@ from typing import Any
 import docker
 
 from launcher.command import Argv
-from launcher.container import ContainerSettings, capped_text, last_error_line, parse_stdout
+from launcher.container import ContainerSettings, last_error_line, parse_stdout
 from launcher.sections import Resources
 from launcher.trial import Trial
+from launcher.trial_log import read_log
 
 API = docker.APIClient(base_url="unix:///nonexistent.sock", version="1.41")  # no I/O
 TRIAL = Trial("abcdefabcdef", "c", 0, 1, 8, (("lr", 0.1), ("model.depth", 2)))
@@ -60,10 +61,38 @@ def test_stdout_parsing_takes_history_and_the_last_metrics_line() -> None:
     assert last_error_line(text + "\nTraceback\nValueError: bad\n") == "ValueError: bad"
 
 
-def test_logs_keep_head_and_tail_when_capped() -> None:
-    chunks = [f"line {i}\n".encode() for i in range(10000)]
-    text, truncated = capped_text(chunks, 1000)
-    assert truncated and text.startswith("line 0\n") and text.rstrip().endswith("line 9999")
-    assert len(text) < 1100
-    small, cut = capped_text([b"a\n", b"b\n"], 1000)
-    assert small == "a\nb\n" and not cut
+class FakeLogs:
+    """The engine's logs call over ``lines``: counts what the launcher reads."""
+
+    def __init__(self, lines: list[bytes]) -> None:
+        self.lines, self.read, self.calls = lines, 0, 0
+
+    def logs(self, cid: str, *, stream: bool, tail: int | str = "all", **_: Any) -> Any:
+        self.calls += 1
+        if stream:
+            return self._stream()
+        kept = self.lines[-int(tail):] if tail != "all" else self.lines
+        self.read += sum(map(len, kept))
+        return b"".join(kept)
+
+    def _stream(self) -> Any:
+        for line in self.lines:
+            self.read += len(line)
+            yield line
+
+
+def test_logs_keep_head_and_tail_and_read_only_those() -> None:
+    api = FakeLogs([f"line {i}\n".encode() for i in range(200_000)])  # about 2.3 MB
+    text, truncated = read_log(api, "c", 2000)
+    assert truncated and text.startswith("line 0\n") and text.rstrip().endswith("line 199999")
+    assert "[...]" in text and len(text) < 2100
+    assert api.calls == 2 and api.read < 20_000, "only the head and the tail are read"
+    small = FakeLogs([b"a\n", b"b\n"])
+    assert read_log(small, "c", 1000) == ("a\nb\n", False) and small.calls == 1
+
+
+def test_the_engine_caps_the_log_and_each_file() -> None:
+    host = kwargs(log_limit=3 * 2**20, outputs_limit=2**20)["host_config"]
+    assert host["LogConfig"] == {"Type": "json-file",
+                                 "Config": {"max-size": str(3 * 2**20), "max-file": "2"}}
+    assert host["Ulimits"] == [{"Name": "fsize", "Soft": 2**20, "Hard": 2**20}]
