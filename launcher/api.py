@@ -19,20 +19,21 @@ from typing import TYPE_CHECKING, Any
 
 from launcher.backends.base import Backend, RunContext
 from launcher.defaults import RESULTS_ROOT
-from launcher.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, LauncherError, RunError
+from launcher.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, LauncherError
+from launcher.interrupts import Interrupts, handled_signals
 from launcher.overrides import Overrides
 from launcher.plan import Plan, expand
 from launcher.prepare import LineSink, prepared_backend
+from launcher.resume import all_hosts, check_same_sweep, replan, todo
 from launcher.runner import Outcome, RetryPolicy, Runner
 from launcher.secrets import Masker
+from launcher.sections import HostSpec
 from launcher.spec import SweepSpec, load_sweep
-from launcher.store import PlanFile, RunDir, RunState, TrialRecord, new_run_id
+from launcher.store import PlanFile, RunDir, RunState, new_run_id
 from launcher.trial import Trial, TrialStatus
 
 if TYPE_CHECKING:
     import pandas as pd
-
-RETRYABLE = frozenset({TrialStatus.FAILED, TrialStatus.TIMED_OUT, TrialStatus.OOM_KILLED})
 
 
 @dataclass
@@ -43,6 +44,7 @@ class RunResults:
     outcome: Outcome | None  # None: the run loop never ended normally (an error)
     notes: list[str] = field(default_factory=list)
     _df: Any = None
+    signal: str = ""  # the first SIGINT/SIGTERM/SIGHUP received, if any
 
     @property
     def run_id(self) -> str:
@@ -64,7 +66,7 @@ class RunResults:
 
     @property
     def interrupted(self) -> bool:
-        return bool(self.outcome and self.outcome.interrupted)
+        return bool(self.outcome and self.outcome.interrupted) or bool(self.signal)
 
     @property
     def ok(self) -> bool:
@@ -95,112 +97,121 @@ def run_sweep(sweep: str | Path | SweepSpec, overrides: Overrides | None = None,
     """Run a sweep end to end. ``simple`` takes Overrides fields (replicas=30, ...).
 
     ``progress`` is "auto", "rich", "plain" or "quiet" (the default for library use).
+    SIGINT, SIGTERM and SIGHUP are handled while it runs (see launcher.interrupts).
     """
     from launcher.provenance import new_manifest
 
     spec = resolve_spec(sweep, overrides, **simple)
     plan = expand(spec)
     run_id = new_run_id()
-    with prepared_backend(spec, run_id, on_line) as (backend, image, ctx):
-        run = RunDir.create(Path(spec.results), spec.name, run_id)
-        run.mask = Masker(ctx.secrets)
-        with run.locked():
-            run.start(sweep_text=spec.source_text,
-                      plan=PlanFile.of(plan.trials, plan.parameter_names),
-                      manifest=new_manifest(spec, run_id, image, backend))
-            outcome, table = None, None
-            try:
-                outcome = execute(spec, run, backend, ctx, plan, progress)
-            finally:
-                table = finish_run(run, backend, outcome)
-    return RunResults(run.path, outcome, backend.notes(), table)
+    with handled_signals() as signals:
+        prepared = prepared_backend(spec, run_id, on_line, signals=signals)
+        with prepared as (backend, image, ctx):
+            with signals.deferred():
+                run = RunDir.create(Path(spec.results), spec.name, run_id)
+                run.mask = Masker(ctx.secrets)
+            with run.locked():
+                with signals.deferred():
+                    run.start(sweep_text=spec.source_text,
+                              plan=PlanFile.of(plan.trials, plan.parameter_names),
+                              manifest=new_manifest(spec, run_id, image, backend))
+                loop = RunLoop(spec, run, backend, ctx, signals, prepared.notes)
+                outcome, table = loop.drive(plan, progress, list(plan.trials))
+        return loop.results(outcome, table)
 
 
 def resume_run(ref: str | Path, results_root: str | Path = RESULTS_ROOT, *,
                retry_failed: bool = False, progress: str = "quiet",
-               on_line: LineSink | None = None) -> RunResults:
-    """Continue a run: adopt its containers still on the hosts, then run every planned
-    trial without a final record (failed ones too with ``retry_failed``)."""
+               on_line: LineSink | None = None,
+               hosts: tuple[HostSpec, ...] | None = None) -> RunResults:
+    """Continue a run: adopt its containers still on the hosts (their results are recorded
+    as they come, while new trials start), and run every planned trial without a final
+    record (failed ones too with ``retry_failed``). ``hosts`` replace the run's hosts;
+    hosts that do not answer are left out. The run's sweep file and plan must be the ones
+    it started with, and its image is found again, reloaded or rebuilt from the same
+    content (see launcher.resume and launcher.same_image)."""
     from launcher.store import find_run
 
     run = find_run(str(ref), Path(results_root))
-    with run.locked():
-        spec, plan = replan(run)
+    with handled_signals() as signals, run.locked():
+        spec, plan = replan(run, hosts)
         manifest = run.manifest()
-        if manifest.state is RunState.FINISHED and not todo(plan, run.best(), retry_failed):
+        left = todo(plan, run.best(), retry_failed)
+        if manifest.state is RunState.FINISHED and not left:
             if on_line:
                 on_line(f"run {run.label} has nothing left to run")
             return RunResults(run.path, Outcome(), manifest.notes)
-        with prepared_backend(spec, run.run_id, on_line) as (backend, image, ctx):
+        prepared = prepared_backend(spec, run.run_id, on_line, signals=signals,
+                                    image=manifest.image)
+        with prepared as (backend, _image, ctx):
             run.mask = Masker(ctx.secrets)
-            expected = manifest.image.id
-            if image.id != expected:
-                raise RunError(f"the image changed since run {run.run_id} started (now "
-                               f"{image.id[:19]}, the run used {expected[:19]})",
-                               run=str(run.path), hint="restore the build context, or start "
-                               "a new run of the sweep")
-            for result in backend.adopt({t.trial_id: t for t in plan.trials}):
-                run.record(result)
+            if hosts:
+                with signals.deferred():
+                    run.write_manifest(manifest.with_fields(
+                        hosts=all_hosts(manifest.hosts, backend.describe().hosts)))
             records = run.records()
             attempts = {r.trial_id: r.attempt for r in records}
-            outcome, table = None, None
-            try:
-                outcome = execute(spec, run, backend, ctx, plan, progress,
-                                  todo(plan, run.best(), retry_failed), attempts)
-            finally:
-                table = finish_run(run, backend, outcome)
-    return RunResults(run.path, outcome, backend.notes(), table)
-
-
-def todo(plan: Plan, best: dict[str, TrialRecord], retry_failed: bool) -> list[Trial]:
-    """The planned trials a resume runs: those with no final record (and, with
-    ``retry_failed``, those that failed, timed out or were OOM-killed)."""
-    out = []
-    for trial in plan.trials:
-        record = best.get(trial.trial_id)
-        if record is None or not record.status.terminal or (
-                retry_failed and record.status in RETRYABLE):
-            out.append(trial)
-    return out
+            recorded = {r.container_id for r in records if r.container_id}
+            loop = RunLoop(spec, run, backend, ctx, signals, prepared.notes)
+            outcome, table = loop.drive(plan, progress, left, attempts,
+                                      adopt={t.trial_id: t for t in left}, recorded=recorded)
+        return loop.results(outcome, table)
 
 
 def resume_or_run(spec: SweepSpec, *, resume: bool, retry_failed: bool = False,
                   progress: str = "quiet", on_line: LineSink | None = None) -> RunResults:
-    """``launch SWEEP --resume``: continue the newest run of the sweep, if there is one."""
+    """``launch SWEEP --resume``: continue the newest run of the sweep, if there is one, on
+    the hosts the sweep (and the command line) name now."""
     from launcher.store import newest_run
 
     previous = newest_run(Path(spec.results), spec.name) if resume else None
     if previous is not None:
+        check_same_sweep(spec, previous)
         return resume_run(previous.path, spec.results, retry_failed=retry_failed,
-                          progress=progress, on_line=on_line)
+                          progress=progress, on_line=on_line, hosts=spec.hosts)
     if resume and on_line:
         on_line(f"no earlier run of {spec.name} under {spec.results}: starting a new one")
     return run_sweep(spec, progress=progress, on_line=on_line)
 
 
-def replan(run: RunDir) -> tuple[SweepSpec, Plan]:
-    """The run's own sweep.yaml and overrides, planned again; must match plan.json."""
-    from launcher.spec import build_spec
-    from launcher.store import SWEEP
-    from launcher.yamlfile import parse_yaml
+@dataclass
+class RunLoop:
+    """The part of a run between set-up and teardown: the trials, then the run's files."""
 
-    manifest = run.manifest()
-    text = run.sweep_text()
-    spec = build_spec(parse_yaml(text, str(run.path / SWEEP)),
-                      Overrides.from_json(manifest.overrides),
-                      source_path=manifest.sweep_path, source_text=text,
-                      default_name=manifest.sweep)
-    plan = expand(spec)
-    if [t.trial_id for t in plan.trials] != run.plan().trial_ids():
-        raise RunError(f"run {run.run_id}'s sweep no longer plans the same trials",
-                       run=str(run.path), hint="was the launcher upgraded? start a new run")
-    return spec, plan
+    spec: SweepSpec
+    run: RunDir
+    backend: Backend
+    ctx: RunContext
+    signals: Interrupts
+    notes: list[str]
+
+    def drive(self, plan: Plan, progress: str, trials: list[Trial],
+            attempts: dict[str, int] | None = None, adopt: dict[str, Trial] | None = None,
+            recorded: set[str] | None = None) -> tuple[Outcome | None, Any]:
+        """Run ``trials``; the tables and the manifest are written however it ends."""
+        outcome, table = None, None
+        try:
+            outcome = execute(self.spec, self.run, self.backend, self.ctx, plan, progress,
+                              trials, attempts, adopt=adopt, recorded=recorded,
+                              signals=self.signals)
+        finally:
+            with self.signals.deferred():
+                table = finish_run(self.run, self.backend, outcome, self.notes)
+        return outcome, table
+
+    def results(self, outcome: Outcome | None, table: Any) -> RunResults:
+        """After the teardown: its notes are part of the summary."""
+        return RunResults(self.run.path, outcome, [*self.notes, *self.backend.notes()], table,
+                          signal=self.signals.received)
 
 
 def execute(spec: SweepSpec, run: RunDir, backend: Backend, ctx: RunContext, plan: Plan,
             progress: str, trials: list[Trial] | None = None,
-            start_attempts: dict[str, int] | None = None) -> Outcome:
-    """Run ``trials`` (default: the whole plan) with live progress."""
+            start_attempts: dict[str, int] | None = None, *,
+            adopt: dict[str, Trial] | None = None, recorded: set[str] | None = None,
+            signals: Interrupts | None = None) -> Outcome:
+    """Run ``trials`` (default: the whole plan) with live progress, adopting the run's
+    containers of ``adopt`` first."""
     from launcher.progress import Progress
 
     todo = list(plan.trials) if trials is None else trials
@@ -210,8 +221,8 @@ def execute(spec: SweepSpec, run: RunDir, backend: Backend, ctx: RunContext, pla
     warm_up_table_libraries()
     with Progress(len(todo), backend.workers(), mode=progress) as view:
         ctx.on_start = view.started
-        runner = Runner(backend, run, policy, on_result=view.finished_trial)
-        return runner.execute(todo, start_attempts)
+        runner = Runner(backend, run, policy, on_result=view.finished_trial, signals=signals)
+        return runner.execute(todo, start_attempts, adopt=adopt, recorded=recorded)
 
 
 def warm_up_table_libraries() -> None:
@@ -226,7 +237,8 @@ def warm_up_table_libraries() -> None:
     threading.Thread(target=work, name="warm-up", daemon=True).start()
 
 
-def finish_run(run: RunDir, backend: Backend, outcome: Outcome | None) -> pd.DataFrame | None:
+def finish_run(run: RunDir, backend: Backend, outcome: Outcome | None,
+               notes: list[str] | None = None) -> pd.DataFrame | None:
     """Derived tables and the final manifest; safe to call after a failure. Returns the
     table, so that the summary does not build it a second time."""
     from launcher.results import write_tables
@@ -237,7 +249,7 @@ def finish_run(run: RunDir, backend: Backend, outcome: Outcome | None) -> pd.Dat
     else:
         state = RunState.STOPPED if why else RunState.FINISHED
     try:
-        run.finish(state=state, stopped_because=why, notes=backend.notes())
+        run.finish(state=state, stopped_because=why, notes=[*(notes or []), *backend.notes()])
     except LauncherError:
         return None  # the manifest itself is unreadable: nothing more can be said
     return write_tables(run)

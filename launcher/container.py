@@ -26,7 +26,6 @@ from launcher.trial import (
     ENV_PARAMS,
     ENV_SEED,
     ENV_TRIAL_ID,
-    HISTORY_KEYS,
     LABEL_ATTEMPT,
     LABEL_MANAGED,
     LABEL_RUN,
@@ -38,13 +37,15 @@ from launcher.trial import (
     TrialResult,
     TrialStatus,
 )
-from launcher.trial_log import log_config, read_log
+from launcher.trial_log import last_error_line, log_config, parse_stdout, read_log
 
 if TYPE_CHECKING:
     import docker
 
     from launcher.command import Argv
 
+STOP_MARK = "launcher-"  # + why + "-" + short id: see mark_stopped
+KILLED_FROM_OUTSIDE = (128 + 15, 128 + 9)  # SIGTERM, SIGKILL
 SPOOL_BYTES = 8 * 1024 * 1024  # outputs larger than this are spooled to disk
 TMPFS = f"rw,nosuid,nodev,size={defaults.TMP_SIZE}"
 
@@ -115,16 +116,21 @@ class Cancelled(Exception):
 
 @dataclass
 class Running:
-    """What a backend needs to stop a running trial from another thread."""
+    """What a backend needs to stop a running trial from another thread, and to know how
+    long it has run (``started``: monotonic seconds, 0 until the container runs)."""
 
     api: Any
     container_id: str = ""
     cancelled: threading.Event = field(default_factory=threading.Event)
+    started: float = 0.0
 
 
 def run_trial(api: docker.APIClient, trial: Trial, argv: Argv, settings: ContainerSettings,
-              *, host: str, attempt: int = 1, running: Running | None = None) -> TrialResult:
-    """Run one trial to the end. Failures are results with a status, never exceptions."""
+              *, host: str, attempt: int = 1, running: Running | None = None,
+              keep: bool = False) -> TrialResult:
+    """Run one trial to the end. Failures are results with a status, never exceptions.
+    With ``keep`` a container that ended normally is left for the caller to remove once
+    its result is recorded (a launcher killed in between finds it again on resume)."""
     result = TrialResult(trial.trial_id, TrialStatus.NOT_STARTED, host=host,
                          image_id=settings.image, attempt=attempt)
     running = running or Running(api)
@@ -137,20 +143,23 @@ def run_trial(api: docker.APIClient, trial: Trial, argv: Argv, settings: Contain
         result.started_at = now()
         started = time.monotonic()
         api.start(cid)
+        running.started = time.monotonic()
         exit_code = _wait(api, cid, settings, result, settings.timeout)
         result.duration_s = round(time.monotonic() - started, 3)
         result.finished_at = now()
         _finish(api, cid, exit_code, settings, result, running)
 
-    return _guarded(api, result, running, steps)
+    return _guarded(api, result, running, steps, keep)
 
 
 def adopt_trial(api: docker.APIClient, container: dict[str, Any], trial: Trial,
                 settings: ContainerSettings, *, host: str,
-                running: Running | None = None) -> TrialResult | None:
+                running: Running | None = None, keep: bool = False) -> TrialResult | None:
     """Take over a container of this run found on a host after the launcher was killed:
-    wait for it if it runs, then collect and remove it exactly like :func:`run_trial`.
-    A container that never started is removed and None returned (the trial reruns)."""
+    wait for it if it runs, then collect (and remove) it exactly like :func:`run_trial`.
+    A container that never started is removed and None returned (the trial reruns).
+    One that a launcher stopped (its name says why) keeps that reason; one stopped from
+    outside (an engine restart) is ``lost`` (see :func:`_classify`)."""
     cid = container["Id"]
     attempt = int((container.get("Labels") or {}).get(LABEL_ATTEMPT, "1"))
     result = TrialResult(trial.trial_id, TrialStatus.NOT_STARTED, host=host,
@@ -161,6 +170,7 @@ def adopt_trial(api: docker.APIClient, container: dict[str, Any], trial: Trial,
         _remove(api, cid)
         return None
     result.started_at = from_docker(state.get("StartedAt"))
+    running.started = time.monotonic() - seconds_since_docker(state.get("StartedAt"))
 
     def steps() -> None:
         left = None
@@ -173,17 +183,20 @@ def adopt_trial(api: docker.APIClient, container: dict[str, Any], trial: Trial,
                                   - seconds_since_docker(finished.get("FinishedAt")), 3)
         _finish(api, cid, exit_code, settings, result, running)
 
-    return _guarded(api, result, running, steps)
+    return _guarded(api, result, running, steps, keep)
 
 
 def _guarded(api: Any, result: TrialResult, running: Running,
-             steps: Callable[[], None]) -> TrialResult:
-    """Run ``steps``; turn every known failure into a status; always remove the container."""
+             steps: Callable[[], None], keep: bool = False) -> TrialResult:
+    """Run ``steps``; turn every known failure into a status; remove the container (with
+    ``keep``, only when the steps did not end normally)."""
     import docker.errors
     import requests.exceptions
 
+    ended = False
     try:
         steps()
+        ended = True
     except Cancelled:
         result.status, result.reason = TrialStatus.CANCELLED, "cancelled before it started"
     except OutputsTooLarge as e:
@@ -194,7 +207,7 @@ def _guarded(api: Any, result: TrialResult, running: Running,
         result.status = TrialStatus.CANCELLED if running.cancelled.is_set() else TrialStatus.LOST
         result.reason = f"host {result.host} stopped answering: {type(e).__name__}"
     finally:
-        if running.container_id:
+        if running.container_id and not (keep and ended):
             _remove(api, running.container_id)
     return result
 
@@ -219,6 +232,7 @@ def _wait(api: Any, cid: str, settings: ContainerSettings, result: TrialResult,
         except Exception as e:
             if not _is_read_timeout(e):
                 raise
+    mark_stopped(api, cid, TrialStatus.TIMED_OUT)
     api.stop(cid, timeout=int(settings.stop_grace))  # the engine kills after the grace
     result.status = TrialStatus.TIMED_OUT
     return int(api.wait(cid, timeout=60)["StatusCode"])
@@ -253,12 +267,49 @@ def _classify(api: Any, cid: str, exit_code: int | None, settings: ContainerSett
         result.reason = f"exceeded its timeout of {settings.timeout:g}s"
     elif exit_code == 0:
         result.status = TrialStatus.SUCCEEDED
-    elif api.inspect_container(cid)["State"].get("OOMKilled"):
+    else:
+        _classify_failure(api.inspect_container(cid), exit_code, settings, result)
+
+
+def _classify_failure(info: dict[str, Any], exit_code: int | None,
+                      settings: ContainerSettings, result: TrialResult) -> None:
+    """A non-zero exit that this launcher did not cause: the job's failure, an OOM kill,
+    a stop by an earlier launcher (its mark in the container's name), or a kill from
+    outside (SIGTERM/SIGKILL: an engine restart, `docker stop`): that is no verdict on
+    the trial, which is ``lost`` and runs again."""
+    stopped_as = stop_mark(str(info.get("Name") or ""))
+    if info["State"].get("OOMKilled"):
         result.status = TrialStatus.OOM_KILLED
         result.reason = f"killed: out of memory (limit {settings.resources.memory // 2**20} MiB)"
+    elif stopped_as is TrialStatus.CANCELLED:
+        result.status, result.reason = stopped_as, "cancelled by an earlier launcher"
+    elif stopped_as is TrialStatus.TIMED_OUT:
+        result.status = stopped_as
+        result.reason = f"exceeded its timeout of {settings.timeout or 0:g}s"
+    elif exit_code in KILLED_FROM_OUTSIDE:
+        result.status = TrialStatus.LOST
+        result.reason = (f"killed from outside the launcher (exit code {exit_code}: an engine "
+                         "restart or a stop by hand); it runs again")
     else:
         result.status = TrialStatus.FAILED
         result.reason = f"exit code {exit_code}: {last_error_line(result.log)}"[:300]
+
+
+def mark_stopped(api: Any, cid: str, why: TrialStatus) -> None:
+    """Say in the container's name why the launcher stops it, before stopping it: a
+    launcher that dies meanwhile leaves the reason for the next one (names are the one
+    thing of a container that can still change)."""
+    with contextlib.suppress(Exception):
+        api.rename(cid, f"{STOP_MARK}{why}-{cid[:12]}")
+
+
+def stop_mark(name: str) -> TrialStatus | None:
+    """The reason :func:`mark_stopped` left in a container's name, if any."""
+    name = name.lstrip("/")
+    for status in (TrialStatus.CANCELLED, TrialStatus.TIMED_OUT):
+        if name.startswith(f"{STOP_MARK}{status}-"):
+            return status
+    return None
 
 
 def _engine_error(result: TrialResult, e: Exception, running: Running) -> None:
@@ -275,34 +326,6 @@ def _engine_error(result: TrialResult, e: Exception, running: Running) -> None:
 def _remove(api: Any, cid: str) -> None:
     with contextlib.suppress(Exception):
         api.remove_container(cid, v=True, force=True)
-
-
-def parse_stdout(text: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """History lines (JSON with ``step``/``epoch``) and the last ``{"metrics": ...}``."""
-    history: list[dict[str, Any]] = []
-    metrics: dict[str, Any] = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if not (line.startswith("{") and line.endswith("}")):
-            continue
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            continue
-        if not isinstance(obj, dict):
-            continue
-        if isinstance(obj.get("metrics"), dict):
-            metrics = obj["metrics"]
-        elif any(k in obj for k in HISTORY_KEYS):
-            history.append(obj)
-    return history, metrics
-
-
-def last_error_line(log: str) -> str:
-    for line in reversed(log.strip().splitlines()):
-        if line.strip() and not line.lstrip().startswith("{"):
-            return line.strip()[:200]
-    return "no error message"
 
 
 def _copy_outputs(api: Any, cid: str, limit: int) -> IO[bytes] | None:

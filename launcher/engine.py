@@ -8,9 +8,12 @@ error for a one-line message, and the timeouts every engine call uses.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 API_TIMEOUT = 120  # seconds for any later call that has no timeout of its own
+CONNECT_TIMEOUT = 20.0  # seconds an engine has to answer while the launcher connects
+PING_TIMEOUT = 10.0  # seconds for "does this engine still answer?"
 NODE_API_TIMEOUT = 30  # seconds for short calls made from a Ray node
 WAIT_SLICE = 60.0  # seconds per wait call; below API_TIMEOUT
 MIN_API_VERSION = "1.41"  # Docker 20.10
@@ -24,6 +27,24 @@ def image_id_of(api: Any, ref: str) -> str | None:
         return str(api.inspect_image(ref)["Id"])
     except docker.errors.ImageNotFound:
         return None
+
+
+def ping(api: Any, timeout: float = PING_TIMEOUT) -> bool:
+    """True when the engine answers its /_ping within ``timeout`` seconds (a frozen
+    engine accepts the connection and never answers: only a deadline tells)."""
+    try:
+        return bool(api.get(f"{api.base_url}/_ping", timeout=timeout).ok)
+    except Exception:  # any failure to answer means no
+        return False
+
+
+def labelled_containers(api: Any, label: str,
+                        timeout: float = PING_TIMEOUT) -> list[dict[str, Any]]:
+    """Containers (any state) carrying ``label``, listed within ``timeout`` seconds."""
+    response = api._get(api._url("/containers/json"), timeout=timeout,
+                        params={"all": 1, "filters": json.dumps({"label": [label]})})
+    found: list[dict[str, Any]] = api._result(response, True)
+    return found
 
 
 def remove_by_label(api: Any, label: str) -> tuple[int, int]:

@@ -100,6 +100,13 @@ class RunError(LauncherError):
         self.run = run
 
 
+class RunChanged(RunError):
+    """A run's own sweep file or plan changed since it started: resuming it would run
+    trials differently from the others, so it is refused before any container."""
+
+    exit_code = EXIT_USAGE
+
+
 class UnknownRun(RunError):
     """The command line names a run that does not exist, or more than one."""
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from launcher.engine import API_TIMEOUT, MIN_API_VERSION
+from launcher.engine import API_TIMEOUT, CONNECT_TIMEOUT, MIN_API_VERSION
 from launcher.errors import HostError
 from launcher.sections import HostSpec
 from launcher.store.manifest import HostRecord
@@ -61,8 +61,11 @@ class Host:
 
 
 def connect_all(specs: tuple[HostSpec, ...], *, cpus_per_trial: float,
-                max_parallel: int | None = None) -> list[Host]:
-    """Connect to every host concurrently; the first failure is raised (others closed)."""
+                max_parallel: int | None = None,
+                skip_unreachable: bool = False) -> tuple[list[Host], list[HostError]]:
+    """Connect to every host concurrently. Returns the connected hosts and, with
+    ``skip_unreachable``, the errors of those left out; otherwise (or when no host
+    answers) the first failure is raised, the others closed."""
     with ThreadPoolExecutor(max_workers=max(1, len(specs))) as pool:
         futures = [pool.submit(connect, s, cpus_per_trial=cpus_per_trial,
                                max_parallel=max_parallel) for s in specs]
@@ -72,11 +75,11 @@ def connect_all(specs: tuple[HostSpec, ...], *, cpus_per_trial: float,
                 hosts.append(future.result())
             except HostError as e:
                 errors.append(e)
-    if errors:
+    if errors and (not skip_unreachable or not hosts):
         for host in hosts:
             host.close()
         raise errors[0]
-    return hosts
+    return hosts, errors
 
 
 def connect(spec: HostSpec, *, cpus_per_trial: float = 1.0,
@@ -84,8 +87,9 @@ def connect(spec: HostSpec, *, cpus_per_trial: float = 1.0,
     """Open one engine, check that it answers, size its pool to its slots."""
     pool = max(4, (spec.slots or 8) + 4)
     client = _client(spec, pool)
-    try:
-        info = client.info()
+    try:  # bounded: a frozen engine accepts the connection and never answers
+        api = client.api
+        info = api._result(api._get(api._url("/info"), timeout=CONNECT_TIMEOUT), True)
     except Exception as e:
         client.close()
         raise _host_error(spec, e) from e

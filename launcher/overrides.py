@@ -11,10 +11,13 @@ import copy
 import difflib
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from launcher.errors import UsageError
 from launcher.yamlfile import KeyPath, YamlDoc, parse_yaml, read_yaml_file
+
+if TYPE_CHECKING:
+    from launcher.sections import HostSpec
 
 HOST_OPTIONS = ("slots", "name", "cert_path")
 
@@ -142,6 +145,19 @@ def parse_host_option(spec: str) -> dict[str, Any]:
         else:
             entry[key] = value
     return entry
+
+
+def host_specs(hosts: tuple[str, ...], hosts_file: str | None) -> tuple[HostSpec, ...] | None:
+    """``--host`` options and a ``--hosts`` file as validated hosts (None: neither given)."""
+    from launcher.schema import Reader
+    from launcher.sections import parse_hosts
+
+    if not hosts and not hosts_file:
+        return None
+    data, labels = apply_overrides(YamlDoc({}, "<command line>"),
+                                   Overrides(hosts=hosts, hosts_file=hosts_file))
+    return parse_hosts(Reader(YamlDoc(data, "<command line>"), labels), data["hosts"],
+                       ("hosts",), Path.cwd())
 
 
 def _hosts_from_file(path: str) -> list[dict[str, Any]]:

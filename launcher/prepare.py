@@ -15,8 +15,10 @@ from launcher.backends.base import Backend, RunContext
 from launcher.container import ContainerSettings
 from launcher.errors import SweepError
 from launcher.image import BuiltImage
+from launcher.interrupts import Interrupts
 from launcher.safety import check_effective_user
 from launcher.spec import SweepSpec
+from launcher.store import ImageRecord
 
 if TYPE_CHECKING:
     from launcher.hosts import Host
@@ -25,11 +27,20 @@ LineSink = Callable[[str], None]
 
 
 class prepared_backend:
-    """Connect, build the image once, set the backend up; tear it down on exit."""
+    """Connect, build the image once, set the backend up; tear it down on exit.
 
-    def __init__(self, spec: SweepSpec, run_id: str, on_line: LineSink | None) -> None:
+    For a resumed run, ``image`` is the run's image (see launcher.same_image) and hosts
+    that do not answer are left out (a dead host must not block a resume). ``notes``
+    collects what the summary should say. A first signal during the teardown is only
+    noted (``signals``)."""
+
+    def __init__(self, spec: SweepSpec, run_id: str, on_line: LineSink | None, *,
+                 signals: Interrupts | None = None, image: ImageRecord | None = None) -> None:
         self.spec, self.run_id, self.on_line = spec, run_id, on_line
+        self.signals = signals or Interrupts()
+        self.expected = image
         self.backend: Backend | None = None
+        self.notes: list[str] = []
 
     def __enter__(self) -> tuple[Backend, BuiltImage, RunContext]:
         try:
@@ -43,23 +54,38 @@ class prepared_backend:
 
         spec = self.spec
         macro_env, trial_env = resolve_environment(spec)
-        self.backend = backend = get_backend(spec)
-        image = build(spec, backend.builder(), self.on_line)
+        self.backend = backend = get_backend(spec, skip_unreachable=self.expected is not None)
+        image = self._image(backend)
         settings = container_settings(spec, image, self.run_id, trial_env)
         check_effective_user(settings.user, any(m.kind == "bind" for m in spec.mounts),
                              spec.unsafe, spec.source_path)
         ctx = RunContext(run_id=self.run_id, settings=settings, command=spec.command,
                          program=spec.program, environ=macro_env,
                          secrets=secret_values(spec, self.on_line))
+        if self.on_line:
+            self.on_line(f"setting up {len(backend.workers()) or 'the'} worker(s): the image "
+                         "goes where it is missing")
         backend.setup(image=image, run=ctx)
         return backend, image, ctx
 
+    def _image(self, backend: Backend) -> BuiltImage:
+        from launcher.same_image import run_image
+
+        def build_it() -> BuiltImage:
+            return build(self.spec, backend.builder(), self.on_line)
+
+        if self.expected is None:
+            return build_it()
+        return run_image(self.expected, backend.builder(), backend.hosts(), build_it,
+                         self.notes, self.run_id)
+
     def __exit__(self, *exc: object) -> None:
         if self.backend is not None:
-            try:
-                self.backend.teardown()
-            finally:
-                self.backend.close()
+            with self.signals.deferred():
+                try:
+                    self.backend.teardown()
+                finally:
+                    self.backend.close()
 
 
 def build(spec: SweepSpec, host: Host, on_line: LineSink | None = None) -> BuiltImage:

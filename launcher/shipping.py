@@ -88,11 +88,17 @@ def ship(source: Host, ref: str, targets: list[Host]) -> None:
         for chunk in source.client.api.get_image(ref, chunk_size=CHUNK):
             for i, q in enumerate(queues):
                 _put(q, chunk, failed, i)
+    except BaseException as e:
+        # Interrupted, or the source failed: the loads are abandoned (their threads end
+        # with their engine calls) instead of waited for.
+        for i in range(len(failed)):
+            failed[i] = failed[i] or e
+        raise
     finally:
         for i, q in enumerate(queues):
             _put(q, _END, failed, i)
-        for thread in threads:
-            thread.join()
+    for thread in threads:
+        thread.join()
     for target, error in zip(targets, failed, strict=True):
         if error is not None:
             raise HostError(f"loading the image failed: {error}", host=target.name) from error

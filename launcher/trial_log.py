@@ -11,7 +11,10 @@ from the end), never the whole log.
 
 from __future__ import annotations
 
+import json
 from typing import Any
+
+from launcher.trial import HISTORY_KEYS
 
 LOG_FILES = 2  # json-file rotation: the current file and one before it
 TAIL_LINE_GUESS = 80  # bytes per line when asking the engine for the last lines
@@ -56,3 +59,31 @@ def _joined(head: bytes, tail: bytes) -> str:
         head_text = head_text[:head_text.rindex("\n") + 1]
     tail_text = tail.decode("utf-8", "replace").split("\n", 1)[-1]
     return head_text + "[...]\n" + tail_text
+
+
+def parse_stdout(text: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """History lines (JSON with ``step``/``epoch``) and the last ``{"metrics": ...}``."""
+    history: list[dict[str, Any]] = []
+    metrics: dict[str, Any] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not (line.startswith("{") and line.endswith("}")):
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(obj, dict):
+            continue
+        if isinstance(obj.get("metrics"), dict):
+            metrics = obj["metrics"]
+        elif any(k in obj for k in HISTORY_KEYS):
+            history.append(obj)
+    return history, metrics
+
+
+def last_error_line(log: str) -> str:
+    for line in reversed(log.strip().splitlines()):
+        if line.strip() and not line.lstrip().startswith("{"):
+            return line.strip()[:200]
+    return "no error message"

@@ -53,7 +53,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -124,7 +124,7 @@ class RayBackend(Backend):
         self._notes: list[str] = []
 
     @classmethod
-    def from_spec(cls, spec: SweepSpec) -> RayBackend:
+    def from_spec(cls, spec: SweepSpec, *, skip_unreachable: bool = False) -> RayBackend:
         """The sweep's ``ray:`` section: a cluster's address, or an embedded Ray. The
         image is built on the local engine and sent to the nodes that lack it."""
         from launcher.hosts import connect_local
@@ -323,12 +323,12 @@ class RayBackend(Backend):
             if node.node_id not in alive and note not in self._notes:
                 self._notes.append(note)
 
-    def adopt(self, trials: dict[str, Trial]) -> Iterator[TrialResult]:
+    def adopt(self, trials: dict[str, Trial], recorded: Iterable[str] = ()) -> set[str]:
         """Nothing to adopt: a container outlives its task only when the launcher died, and
         then Ray ended the task. The run's leftovers are removed before trials run again."""
         assert self._run is not None, "setup() first"
         self._remove_containers(self._run.run_id)
-        return iter(())
+        return set()
 
     # -- stopping --------------------------------------------------------------------------
     def cancel(self) -> None:

@@ -207,13 +207,15 @@ def test_a_second_launcher_on_the_same_run_is_refused(tmp_path: Path) -> None:
 
 
 def test_resume_refuses_a_changed_image(tmp_path: Path) -> None:
+    # the run's image is gone everywhere and its build context has other content now
     results = run_sweep(probe_sweep(tmp_path, {"probe-exit": {"values": [0, 1]}}))
     run = RunDir(results.run_dir)
     manifest = run.manifest()
     run.write_manifest(Manifest({**manifest.to_json(), "image": {
-        **manifest.to_json()["image"], "id": "sha256:" + "0" * 64}}))
+        **manifest.to_json()["image"], "id": "sha256:" + "0" * 64, "digest": "f" * 64}}))
     resumed = launch("resume", str(results.run_dir), "--retry-failed")
     assert resumed.returncode == 1 and "the image changed since run" in resumed.stderr
+    assert "its build context now has digest" in resumed.stderr
     assert "start a new run" in resumed.stderr
 
 

@@ -9,10 +9,10 @@ from typing import Any
 import docker
 
 from launcher.command import Argv
-from launcher.container import ContainerSettings, last_error_line, parse_stdout
+from launcher.container import ContainerSettings
 from launcher.sections import Resources
 from launcher.trial import Trial
-from launcher.trial_log import read_log
+from launcher.trial_log import last_error_line, parse_stdout, read_log
 
 API = docker.APIClient(base_url="unix:///nonexistent.sock", version="1.41")  # no I/O
 TRIAL = Trial("abcdefabcdef", "c", 0, 1, 8, (("lr", 0.1), ("model.depth", 2)))
