@@ -119,6 +119,25 @@ class ScratchEngine:
             main.close()
             target.close()
 
+    def has_image(self, ref: str) -> bool:
+        import docker.errors
+
+        client = self.client()
+        try:
+            client.api.inspect_image(ref)
+            return True
+        except docker.errors.ImageNotFound:
+            return False
+        finally:
+            client.close()
+
+    def remove_image(self, ref: str) -> None:
+        client = self.client()
+        try:
+            client.api.remove_image(ref, force=True)
+        finally:
+            client.close()
+
     def containers(self, label: str) -> list[str]:
         """Containers (any state) carrying ``label``."""
         client = self.client()

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 IDLE_POLL = 0.5
 OVERDUE_MARGIN = 30.0  # seconds past timeout + stop_grace before a trial is given up
-CANCEL_MARGIN = 10.0  # seconds past a cancel + stop_grace before a trial is given up
+CANCEL_MARGIN = 5.0  # seconds past a cancel + stop_grace before a trial is given up
 
 
 @dataclass
@@ -218,6 +218,10 @@ class DockerBackend(Backend):
                 continue
             del inflight[future]
             status, reason = verdict
+            index = entry.slot.index
+            if not self._placement.hosts[index].down:  # its engine does not do its work
+                self._placement.mark_down(index, f"stopped answering (it did not end trial "
+                                                 f"{entry.work.trial.trial_id} in time)")
             self._forget(entry.slot, entry.work.trial.trial_id, entry.running)
             result = TrialResult(entry.work.trial.trial_id, status, reason,
                                  host=entry.slot.host.name, image_id=self._image_id(),

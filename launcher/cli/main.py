@@ -20,13 +20,14 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in args or os.environ.get("LAUNCH_DEBUG") == "1"
     try:
         code = cli.main(args=args, prog_name="launch", standalone_mode=False)
-    except Interrupted as e:
-        click.echo(f"launch: interrupted by {e.signal_name} while setting up; no trial had "
-                   "started (a run being resumed is as it was)", err=True)
+    except click.exceptions.Abort as e:  # click turns KeyboardInterrupt into Abort
+        cause = e.__cause__
+        if isinstance(cause, Interrupted):
+            click.echo(f"launch: interrupted by {cause.signal_name} while setting up; no "
+                       "trial had started (a run being resumed is as it was)", err=True)
+        else:
+            click.echo("launch: interrupted", err=True)
         _exit(EXIT_INTERRUPTED)
-    except click.exceptions.Abort:
-        click.echo("launch: interrupted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
     except click.ClickException as e:
         e.show()
         sys.exit(e.exit_code)

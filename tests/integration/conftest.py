@@ -45,8 +45,11 @@ def own_engines(project_image: BuiltImage) -> Iterator[list[ScratchEngine]]:
 
 
 @pytest.fixture
-def engines(own_engines: list[ScratchEngine]) -> list[ScratchEngine]:
-    """The run's own engines, answering again if an earlier test killed or froze one."""
+def engines(own_engines: list[ScratchEngine], project_image: BuiltImage) -> list[ScratchEngine]:
+    """The run's own engines, answering again (and holding the project's image) if an
+    earlier test killed or froze one, or removed the image."""
     for engine in own_engines:
         engine.ensure_up()
+        if not engine.has_image(project_image.tag):
+            engine.load(project_image.tag)
     return own_engines

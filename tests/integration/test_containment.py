@@ -40,7 +40,7 @@ def socket_path(engine: ScratchEngine) -> str:
 def attempt(tmp_path: Path, engine: ScratchEngine, **keys: Any) -> tuple[str, int]:
     """Run a sweep with ``keys`` on ``engine``: (stderr, containers created meanwhile)."""
     path = probe_sweep(tmp_path, {"x": {"value": 1}}, name="escape", **keys)
-    since = time.time() - 1
+    since = time.time()
     out = launch(str(path), "--quiet", "--host", engine.host())
     assert out.returncode == 2, out.stdout + out.stderr
     lines = out.stderr.strip().splitlines()
@@ -75,7 +75,7 @@ def test_the_engine_socket_root_and_system_paths_are_refused_before_any_containe
     # the check above can fail: an allowed sweep does create containers on that engine
     path = probe_sweep(tmp_path, {"x": {"value": 1}}, name="contained",
                        mounts=[{"bind": str(data), "target": "/d"}])
-    since = time.time() - 1
+    since = time.time()
     fine = launch(str(path), "--quiet", "--host", engine.host())
     assert fine.returncode == 0, fine.stderr
     assert len(created_since(engine, since)) >= 1
@@ -89,3 +89,27 @@ def test_unsafe_opt_in_runs_with_a_warning(tmp_path: Path, engines: list[Scratch
     out = launch(str(path), "--quiet", "--host", engine.host())
     assert out.returncode == 0, out.stderr
     assert "warning: unsafe.system_binds: trials may bind the engine's socket" in out.stderr
+
+
+def test_hostile_sweeps_are_refused_before_any_container(tmp_path: Path,
+                                                         engines: list[ScratchEngine]) -> None:
+    engine = engines[0]
+    cases: dict[str, tuple[dict[str, Any], str]] = {
+        "a name that leaves the results root": ({"name": ".."}, "only dots"),
+        "a mount target that is /": ({"mounts": [{"volume": "data", "target": "/outputs/.."}]},
+                                     "without '..'"),
+        "more CPUs than the host has": ({"resources": {"cpus": 1000, "memory": "256m"}},
+                                        f"but host {engine.name} has"),
+        "a 3 MB parameter value": ({"parameters": {"x": {"value": "v" * 3_000_000}}},
+                                   "limited to 100 KiB"),
+    }
+    for case, (keys, says) in cases.items():
+        params = keys.pop("parameters", {"x": {"value": 1}})
+        path = probe_sweep(tmp_path, params, **{"name": "hostile", **keys})
+        since = time.time()
+        out = launch(str(path), "--quiet", "--host", engine.host())
+        lines = out.stderr.strip().splitlines()
+        assert out.returncode == 2 and len(lines) == 1, f"{case}: {out.stderr}"
+        assert says in lines[0] and str(path) in lines[0], f"{case}: {lines[0]}"
+        assert not created_since(engine, since), f"{case}: a container was created"
+    assert not (tmp_path / "results").exists(), "no run folder, inside or outside the root"
