@@ -177,3 +177,36 @@ def test_a_run_masks_what_it_records(tmp_path: Path) -> None:
         if path.is_file():
             assert b"hunter2-secret" not in path.read_bytes(), path
     assert result.reason == f"bad {MASK}"  # what is shown afterwards is masked too
+
+
+# -- `launch SWEEP --resume` with another sweep ----------------------------------------------
+def test_resume_with_a_sweep_that_asks_something_else_is_refused(tmp_path: Path) -> None:
+    import hashlib
+
+    from launcher.errors import RunChanged
+    from launcher.overrides import Overrides
+    from launcher.plan import expand
+    from launcher.provenance import sweep_settings
+    from launcher.resume import check_same_sweep
+    from launcher.spec import load_sweep
+    from launcher.store import BackendRecord, ImageRecord, Manifest, PlanFile
+
+    path = tmp_path / "s.yaml"
+    path.write_text("name: s\nparameters: {x: {values: [1, 2]}}\nresources: {memory: 1g}\n")
+    spec = load_sweep(path)
+    plan = expand(spec)
+    run = RunDir.create(tmp_path / "results", "s", "20260101-000000-abcd")
+    run.start(sweep_text=spec.source_text, plan=PlanFile.of(plan.trials, plan.parameter_names),
+              manifest=Manifest.new(run_id=run.run_id, sweep="s", created_at="now",
+                                    backend=BackendRecord("docker"), image=ImageRecord(),
+                                    settings=sweep_settings(spec),
+                                    sweep_sha256=hashlib.sha256(
+                                        spec.source_text.encode()).hexdigest()))
+    check_same_sweep(spec, run)  # the same file
+    path.write_text(path.read_text() + "# a comment\nhosts: [local]\n")
+    check_same_sweep(load_sweep(path), run)  # hosts and comments: the same trials
+    with pytest.raises(RunChanged, match=r"resources: .*1073741824.* -> .*2147483648"):
+        check_same_sweep(load_sweep(path, Overrides(sets=("resources.memory=2g",))), run)
+    with pytest.raises(RunChanged, match="run it without --resume") as info:
+        check_same_sweep(load_sweep(path, Overrides(replicas=2)), run)
+    assert info.value.exit_code == 2
