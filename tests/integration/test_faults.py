@@ -106,9 +106,10 @@ def test_a_second_interrupt_exits_at_once_and_resume_reruns_the_cancelled(
     assert resumed.returncode == 0, resumed.stderr
     succeeded_once_each(run)
     counts = record_statuses(run)
-    assert counts == {"cancelled": 4, "succeeded": 4}, counts  # adopted: cancelled, reran
-    assert all("cancelled by an earlier launcher" in r["reason"] for r in records(run.path)
-               if r["status"] == "cancelled")
+    assert counts == {"cancelled": 4, "succeeded": 4}, counts  # cancelled, then reran
+    # recorded by the first launcher before the second signal, or adopted by the resume
+    reasons = {r["reason"] for r in records(run.path) if r["status"] == "cancelled"}
+    assert reasons <= {"cancelled while running", "cancelled by an earlier launcher"}, reasons
     nothing_left(run.run_id, a)
 
 
