@@ -61,7 +61,7 @@ cmd_up() {
 cmd_down() {
     local h=$1 pid
     pid=$(engine_pid "$h" || true)
-    [ -n "$pid" ] && kill -CONT "$pid" 2>/dev/null || true
+    if [ -n "$pid" ]; then kill -CONT "$pid" 2>/dev/null || true; fi
     stop_engine_graceful "$h"
     kill_leftovers "$h"
     unmount_under "$(run_dir "$h")"
