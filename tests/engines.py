@@ -10,17 +10,31 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from tests.support import ROOT
 
 SCRIPT = ROOT / "scripts" / "scratch-engine.sh"
 SCRIPT_TIMEOUT = 120  # seconds for one call of the script (a restart waits for containers)
+
+
+_NAME = re.compile(r"launcher-(f(\d+)[a-z])")
+
+
+def remove_orphans() -> None:
+    """Remove the engines of test sessions that no longer run (named f<pid><letter>)."""
+    for folder in Path("/run").glob("launcher-f*"):
+        match = _NAME.fullmatch(folder.name)
+        if match and not Path(f"/proc/{match.group(2)}").exists():
+            with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
+                ScratchEngine(match.group(1)).down()
 
 
 def engines_problem() -> str | None:
@@ -148,8 +162,11 @@ class ScratchEngine:
 
 
 def scratch_engines(count: int, image_ref: str) -> Iterator[list[ScratchEngine]]:
-    """``count`` engines with ``image_ref`` loaded, removed again afterwards."""
-    tag = f"f{os.getpid() % 100000}"
+    """``count`` engines with ``image_ref`` loaded, removed again afterwards. Engines that
+    an earlier test session left behind (it was killed: its pid, in their names, is gone)
+    are removed first."""
+    remove_orphans()
+    tag = f"f{os.getpid()}"
     engines = [ScratchEngine(f"{tag}{chr(ord('a') + i)}") for i in range(count)]
     try:
         for engine in engines:
