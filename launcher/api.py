@@ -234,7 +234,8 @@ def finish_run(run: RunDir, backend: Backend, outcome: Outcome | None) -> pd.Dat
     else:
         state = RunState.STOPPED if why else RunState.FINISHED
     try:
-        run.finish(state=state, stopped_because=why, notes=backend.notes())
+        run.finish(state=state, stopped_because=why, notes=backend.notes(),
+                   backend=backend.describe(final=True))
     except LauncherError:
         return None  # the manifest itself is unreadable: nothing more can be said
     return write_tables(run)

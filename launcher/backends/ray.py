@@ -235,7 +235,7 @@ class RayBackend(Backend):
     def workers(self) -> list[str]:
         return list(dict.fromkeys(n.host for n in self._nodes))
 
-    def describe(self) -> BackendRecord:
+    def describe(self, *, final: bool = False) -> BackendRecord:
         import ray
 
         return BackendRecord(self.name, max_parallel=self._max_parallel, ray={

@@ -25,6 +25,7 @@ from launcher.store.manifest import (
     Manifest,
     MetricRecord,
     RunState,
+    SkippedHost,
 )
 from launcher.store.plan_file import PlanFile, PlannedTrial
 from launcher.store.records import TrialRecord, best_records
@@ -32,6 +33,6 @@ from launcher.store.rundir import MANIFEST, PLAN, RECORDS, SWEEP, RunDir, new_ru
 
 __all__ = ["MANIFEST", "PLAN", "RECORDS", "SCHEMA_VERSION", "SWEEP", "BackendRecord",
            "HostRecord", "ImageRecord", "Manifest", "MetricRecord", "PlanFile",
-           "PlannedTrial", "RunDir", "RunState", "TrialRecord", "atomic_write",
+           "PlannedTrial", "RunDir", "RunState", "SkippedHost", "TrialRecord", "atomic_write",
            "best_records", "extract_outputs", "find_run", "iter_runs", "new_run_id",
            "newest_run", "safe_trial_id", "write_json"]
