@@ -9,7 +9,6 @@ only when the sweep asks for outputs.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import tempfile
 import threading
@@ -20,7 +19,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from launcher import defaults
 from launcher.clock import from_docker, now, seconds_since_docker
-from launcher.engine import WAIT_SLICE, short_error
+from launcher.engine import WAIT_SLICE, container_logs, ping, short_error
 from launcher.sections import Resources
 from launcher.trial import (
     ENV_PARAMS,
@@ -115,6 +114,7 @@ class Running:
     api: Any
     container_id: str = ""
     cancelled: threading.Event = field(default_factory=threading.Event)
+    left: bool = False  # a container of this trial may still be on the engine
 
 
 def run_trial(api: docker.APIClient, trial: Trial, argv: Argv, settings: ContainerSettings,
@@ -125,6 +125,7 @@ def run_trial(api: docker.APIClient, trial: Trial, argv: Argv, settings: Contain
     running = running or Running(api)
 
     def steps() -> None:
+        running.left = True  # from here on, until it is removed
         cid = api.create_container(**settings.create_kwargs(api, trial, argv, attempt))["Id"]
         result.container_id = running.container_id = cid
         if running.cancelled.is_set():
@@ -177,6 +178,7 @@ def _guarded(api: Any, result: TrialResult, running: Running,
     import docker.errors
     import requests.exceptions
 
+    unreachable = False
     try:
         steps()
     except Cancelled:
@@ -186,11 +188,12 @@ def _guarded(api: Any, result: TrialResult, running: Running,
     except docker.errors.APIError as e:
         _engine_error(result, e, running)
     except (requests.exceptions.RequestException, OSError) as e:
+        unreachable = True  # a removal would wait for the client timeout: teardown does it
         result.status = TrialStatus.CANCELLED if running.cancelled.is_set() else TrialStatus.LOST
         result.reason = f"host {result.host} stopped answering: {type(e).__name__}"
     finally:
-        if running.container_id:
-            _remove(api, running.container_id)
+        if running.container_id and not unreachable:
+            running.left = not _remove(api, running.container_id)
     return result
 
 
@@ -214,6 +217,8 @@ def _wait(api: Any, cid: str, settings: ContainerSettings, result: TrialResult,
         except Exception as e:
             if not _is_read_timeout(e):
                 raise
+            if not ping(api):  # a frozen engine would keep this wait open for ever
+                raise ConnectionError("the engine stopped answering") from e
     api.stop(cid, timeout=int(settings.stop_grace))  # the engine kills after the grace
     result.status = TrialStatus.TIMED_OUT
     return int(api.wait(cid, timeout=60)["StatusCode"])
@@ -228,7 +233,7 @@ def _is_read_timeout(e: Exception) -> bool:
 
 
 def _collect(api: Any, cid: str, settings: ContainerSettings, result: TrialResult) -> None:
-    stream = api.logs(cid, stdout=True, stderr=True, stream=True, follow=False)
+    stream = container_logs(api, cid)
     log, truncated = capped_text(stream, settings.log_limit)
     result.log = log + (f"\n[launcher: log truncated to {settings.log_limit} bytes]\n"
                         if truncated else "")
@@ -268,9 +273,13 @@ def _engine_error(result: TrialResult, e: Exception, running: Running) -> None:
         result.status, result.reason = TrialStatus.FAILED, f"engine refused: {explanation}"
 
 
-def _remove(api: Any, cid: str) -> None:
-    with contextlib.suppress(Exception):
+def _remove(api: Any, cid: str) -> bool:
+    """Remove a container and its anonymous volumes; False when that failed."""
+    try:
         api.remove_container(cid, v=True, force=True)
+    except Exception:  # left for teardown, which finds it by label
+        return False
+    return True
 
 
 def capped_text(chunks: Iterable[bytes], limit: int) -> tuple[str, bool]:

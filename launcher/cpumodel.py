@@ -71,8 +71,10 @@ class CpuModels:
 
 def probe(host: Host, image_id: str, run_id: str) -> str:
     """The CPU model seen by a throwaway, hardened container on ``host``."""
+    from launcher.engine import container_logs
+
     api = host.client.api
-    cid = ""
+    cid, left = "", True
     try:
         cid = api.create_container(
             image_id, entrypoint=["cat", "/proc/cpuinfo"], network_disabled=True,
@@ -81,7 +83,7 @@ def probe(host: Host, image_id: str, run_id: str) -> str:
                                                cap_drop=["ALL"], mem_limit=32 * 2**20))["Id"]
         api.start(cid)
         api.wait(cid, timeout=PROBE_TIMEOUT)
-        text = api.logs(cid, stdout=True, stderr=False).decode("utf-8", "replace")
+        text = b"".join(container_logs(api, cid)).decode("utf-8", "replace")
         return cpu_model_of(text) or UNKNOWN
     except Exception:  # provenance only: an image without `cat` leaves it unknown
         return UNKNOWN
@@ -89,3 +91,5 @@ def probe(host: Host, image_id: str, run_id: str) -> str:
         if cid:
             with contextlib.suppress(Exception):
                 api.remove_container(cid, force=True)
+                left = False
+        host.dirty |= left

@@ -8,6 +8,7 @@ error for a one-line message, and the timeouts every engine call uses.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 API_TIMEOUT = 120  # seconds for any later call that has no timeout of its own
@@ -89,6 +90,27 @@ def one_pool(api: Any, size: int) -> None:
     if manager is not None and manager.connection_pool_kw.get("maxsize", 0) < size:
         manager.connection_pool_kw["maxsize"] = size
         manager.clear()
+
+
+def container_logs(api: Any, cid: str) -> Iterator[bytes]:
+    """A finished container's stdout and stderr, as they come.
+
+    docker-py's ``logs()`` first inspects the container to learn whether it has a TTY
+    (one more round trip per trial); the launcher never gives its containers one, so
+    the stream is always multiplexed: 8-byte frame headers (stream, size) and payloads.
+    """
+    response = api.get(f"{api.base_url}/v{api.api_version}/containers/{cid}/logs",
+                       params={"stdout": 1, "stderr": 1, "follow": 0, "timestamps": 0},
+                       stream=True, timeout=api.timeout)
+    try:
+        _raise_for_status(response)
+        raw = response.raw
+        while len(header := raw.read(8)) == 8:
+            size = int.from_bytes(header[4:8], "big")
+            if size:
+                yield raw.read(size)
+    finally:
+        response.close()
 
 
 def ping(api: Any, timeout: float = PING_TIMEOUT) -> bool:

@@ -42,6 +42,7 @@ class Host:
     client: docker.DockerClient
     slots: int
     info: dict[str, Any] = field(default_factory=dict)
+    dirty: bool = False  # this run may have left a container here (teardown must look)
 
     @property
     def name(self) -> str:
@@ -150,6 +151,10 @@ def _tls_client(url: str, kwargs: dict[str, Any]) -> docker.DockerClient:
 
 
 def _pooled(client: docker.DockerClient, size: int) -> docker.DockerClient:
+    """One pool per engine; and no proxy or ~/.netrc lookups from the environment on
+    every call (half of docker-py's CPU per request). Engines are reached over unix
+    sockets, SSH, TLS (which must ignore the environment anyway) or loopback TCP."""
+    client.api.trust_env = False
     one_pool(client.api, size)
     return client
 

@@ -7,16 +7,15 @@ is still writing to it.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from launcher.clock import parse_time, short_time
+from launcher.clock import short_time
 from launcher.defaults import RESULTS_ROOT
 from launcher.errors import LauncherError, UsageError
-from launcher.store import RunDir, RunState, TrialRecord, find_run, iter_runs
+from launcher.store import RunDir, RunState, find_run, iter_runs
 from launcher.trial import TrialStatus
 
 if TYPE_CHECKING:
@@ -40,16 +39,26 @@ def list_runs(results_root: str | Path = RESULTS_ROOT) -> pd.DataFrame:
 def _run_row(run: RunDir) -> dict[str, Any]:
     try:
         manifest = run.manifest()
-        planned = len(run.plan())
+        planned, succeeded = _counts(run)
     except LauncherError:
         return {"sweep": run.path.parent.name, "run_id": run.run_id, "state": "unreadable"}
-    records = run.best()
-    succeeded = sum(r.status is TrialStatus.SUCCEEDED for r in records.values())
     hosts = [h.name or h.url for h in manifest.hosts]
     return {"sweep": manifest.sweep or run.path.parent.name, "run_id": run.run_id,
             "date": short_time(manifest.created_at), "state": str(run.state(manifest)),
             "trials": planned, "succeeded": succeeded, "image_id": short_image(manifest.image.id),
             "hosts": ",".join(hosts)}
+
+
+def _counts(run: RunDir) -> tuple[int, int]:
+    """Planned and succeeded trials: one column of the cached table of a finished run,
+    else the plan and the records."""
+    from launcher import tablecache
+
+    cached = tablecache.read(run, columns=["status"])
+    if cached is not None:
+        return len(cached), int((cached["status"] == str(TrialStatus.SUCCEEDED)).sum())
+    records = run.best()
+    return len(run.plan()), sum(r.status is TrialStatus.SUCCEEDED for r in records.values())
 
 
 def short_image(image_id: str | None) -> str:
@@ -125,32 +134,68 @@ class RunStatus:
 
 def run_status(run: str | Path, results_root: str | Path = RESULTS_ROOT) -> RunStatus:
     """How far a run (a run directory, or a run id or prefix) has got."""
+    import pandas as pd
+
     run_dir = find_run(str(run), Path(results_root))
     manifest = run_dir.manifest()
-    records = list(run_dir.best().values())
+    planned, done = finished_trials(run_dir)
     state = run_dir.state(manifest)
     holder = run_dir.holder() if state is RunState.RUNNING else ""
-    starts = [t for t in (parse_time(r.started_at) for r in records) if t]
-    finishes = [t for t in (parse_time(r.finished_at) for r in records) if t]
-    return RunStatus(run_dir.path, str(state), holder, len(run_dir.plan()),
-                     dict(Counter(str(r.status) for r in records)), manifest.slots,
-                     per_host_table(records), min(starts, default=None),
-                     max(finishes, default=None))
+    starts = pd.to_datetime(done["started_at"], utc=True, errors="coerce", format="ISO8601")
+    ends = pd.to_datetime(done["finished_at"], utc=True, errors="coerce", format="ISO8601")
+    return RunStatus(run_dir.path, str(state), holder, planned,
+                     {str(k): int(v) for k, v in done["status"].value_counts().items()},
+                     manifest.slots, per_host_table(done), _moment(starts.min()),
+                     _moment(ends.max()))
 
 
-def per_host_table(records: list[TrialRecord]) -> pd.DataFrame:
+STATUS_COLUMNS = ["host", "status", "duration_s", "started_at", "finished_at"]
+
+
+def finished_trials(run: RunDir) -> tuple[int, pd.DataFrame]:
+    """Planned trials, and the finished ones (STATUS_COLUMNS): columns of the cached
+    table of a finished run, else from the plan and the records."""
+    import pandas as pd
+
+    from launcher import tablecache
+
+    cached = tablecache.read(run, columns=STATUS_COLUMNS)
+    if cached is not None:
+        return len(cached), cached[cached["status"] != str(TrialStatus.NOT_STARTED)]
+    records = list(run.best().values())
+    return len(run.plan()), pd.DataFrame(
+        {"host": [r.host for r in records], "status": [str(r.status) for r in records],
+         "duration_s": [r.duration_s for r in records],
+         "started_at": [r.started_at for r in records],
+         "finished_at": [r.finished_at for r in records]}, columns=STATUS_COLUMNS)
+
+
+def _moment(value: Any) -> datetime | None:
+    return None if value is None or pd_isna(value) else value.to_pydatetime()
+
+
+def pd_isna(value: Any) -> bool:
+    import pandas as pd
+
+    return bool(pd.isna(value))
+
+
+def per_host_table(done: pd.DataFrame) -> pd.DataFrame:
     """Finished trials per host: counts per status, mean duration, last finish time."""
     import pandas as pd
 
-    if not records:
+    if not len(done):
         return pd.DataFrame(columns=["host", "finished"])
-    df = pd.DataFrame([{"host": r.host or "(none)", "status": str(r.status),
-                        "duration_s": r.duration_s,
-                        "finished_at": short_time(r.finished_at)[11:]}
-                       for r in records])
+    df = pd.DataFrame({"host": done["host"].fillna("").replace("", "(none)"),
+                       "status": done["status"].astype(str),
+                       "duration_s": pd.to_numeric(done["duration_s"], errors="coerce"),
+                       "finished_at": done["finished_at"].fillna("").astype(str)
+                       .str.replace("T", " ").str.slice(11, 19)})
     counts = pd.crosstab(df["host"], df["status"])
     out = counts.sum(axis=1).to_frame("finished").join(counts)
     grouped = df.groupby("host")
     out["mean_s"] = grouped["duration_s"].mean().round(2)
     out["last"] = grouped["finished_at"].max()
     return out.reset_index()
+
+

@@ -8,7 +8,6 @@ queued_at, started_at, finished_at (ISO UTC), duration_s, and any backend proven
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,16 @@ OUTCOME_COLUMNS = ("status", "reason", "exit_code", "host", "image_id", "contain
 
 def load_results(run: str | Path, results_root: str | Path = RESULTS_ROOT) -> pd.DataFrame:
     """The results table of a run (a run directory, or a run id or prefix)."""
-    return build_table(find_run(str(run), Path(results_root)))
+    return load_table(find_run(str(run), Path(results_root)))
+
+
+def load_table(run: RunDir) -> pd.DataFrame:
+    """The results table of ``run``: results.parquet when it is up to date with the
+    records (a finished run), else built from the records (see launcher.tablecache)."""
+    from launcher import tablecache
+
+    cached = tablecache.read(run)
+    return cached if cached is not None else build_table(run)
 
 
 def build_table(run: RunDir) -> pd.DataFrame:
@@ -86,24 +94,14 @@ def _scalar(value: Any) -> Any:
 
 def write_tables(run: RunDir) -> pd.DataFrame:
     """Rebuild results.parquet and results.csv atomically from the records."""
+    from launcher import tablecache
+
+    size = tablecache.records_size(run)  # before reading: a later record makes it stale
     df = build_table(run)
     csv_text = df.to_csv(index=False)
     atomic_write(run.path / "results.csv", csv_text)
-    buf = io.BytesIO()
-    _parquet_safe(df).to_parquet(buf, index=False)
-    atomic_write(run.path / "results.parquet", buf.getvalue())
+    tablecache.write(run, df, size)
     return df
-
-
-def _parquet_safe(df: pd.DataFrame) -> pd.DataFrame:
-    """Parquet needs one type per column: mixed-type object columns become text."""
-    out = df.copy()
-    for column in out.columns:
-        if out[column].dtype == object:
-            kinds = {type(v) for v in out[column].dropna()}
-            if len(kinds) > 1:
-                out[column] = out[column].map(lambda v: None if v is None else str(v))
-    return out
 
 
 def summarize(df: pd.DataFrame, metric: str | None, goal: str = "minimize") -> pd.DataFrame:
@@ -172,7 +170,7 @@ def open_results(run: str | Path, results_root: str | Path = RESULTS_ROOT) -> Ru
 def table_of(run: RunDir) -> RunTable:
     """The RunTable of an open run directory."""
     manifest = run.manifest()
-    return RunTable(run.path, manifest.sweep or run.path.parent.name, build_table(run),
+    return RunTable(run.path, manifest.sweep or run.path.parent.name, load_table(run),
                     manifest.metric_name, manifest.goal)
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import math
+import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -236,9 +237,14 @@ def verify_table(df: pd.DataFrame, *, rtol: float = 0.0, atol: float = 0.0,
     images = Counter(str(i) for i in ok["image_id"].fillna(""))
     main_image = images.most_common(1)[0][0] if images else ""
     metric_cols = [c for c in ok.columns if c.startswith("metric.")]
+    needed = [c for c in (*IDENTITY, *metric_cols) if c in ok.columns]
+    groups: dict[tuple[Any, Any], list[dict[str, Any]]] = {}
+    for raw in ok[needed].to_dict("records"):  # one pass over the columns it needs
+        record = {str(k): v for k, v in raw.items()}
+        groups.setdefault((record["config_id"], record["seed"]), []).append(record)
     rows: list[dict[str, Any]] = []
-    for _, group in ok.groupby(["config_id", "seed"], sort=False):
-        rows.extend(_judge_group(group, metric_cols, rtol, atol, main_image))
+    for records in groups.values():
+        rows.extend(_judge_group(records, metric_cols, rtol, atol, main_image))
     columns = ["run_id", "trial_id", "config_id", "seed", "replica", "host", "image_id",
                "group_size", "compared", "reference", "match", "differences", "files"]
     out = pd.DataFrame(rows, columns=columns)
@@ -247,17 +253,20 @@ def verify_table(df: pd.DataFrame, *, rtol: float = 0.0, atol: float = 0.0,
                         tuple(ignored))
 
 
-def _judge_group(group: pd.DataFrame, metric_cols: list[str], rtol: float, atol: float,
-                 main_image: str) -> list[dict[str, Any]]:
-    records: list[dict[str, Any]] = [{str(k): v for k, v in r.items()}
-                                     for r in group.to_dict("records")]
+IDENTITY = ("run_id", "trial_id", "config_id", "seed", "replica", "host", "image_id", "files")
+
+
+def _judge_group(records: list[dict[str, Any]], metric_cols: list[str], rtol: float,
+                 atol: float, main_image: str) -> list[dict[str, Any]]:
     sigs = [_signature(r, metric_cols) for r in records]
-    found = classes(sigs, rtol, atol)
-    reference = max(found, key=len)[0]  # the largest class; the earliest among equals
+    found = classes(sigs, rtol, atol) if rtol or atol else exact_classes(sigs)
+    largest = max(found, key=len)  # the reference class; the earliest among equals
+    reference, same = largest[0], set(largest)
+    compared = len(records) > 1
     rows = []
     for i, record in enumerate(records):
-        compared = len(records) > 1
-        diffs = differences(sigs[i], sigs[reference], rtol, atol) if compared else []
+        diffs = differences(sigs[i], sigs[reference], rtol, atol) \
+            if compared and i not in same else []
         image = str(record.get("image_id") or "")
         if image != main_image:
             diffs.append(f"image {short_image(image) or 'unknown'} (most trials: "
@@ -271,6 +280,26 @@ def _judge_group(group: pd.DataFrame, metric_cols: list[str], rtol: float, atol:
             "match": not diffs if compared or diffs else None,
             "differences": "; ".join(diffs), "files": record.get("files") or {}})
     return rows
+
+
+def exact_classes(signatures: Sequence[Signature]) -> list[list[int]]:
+    """:func:`classes` without tolerances, in one pass: equal signatures share a key
+    (numbers by value, NaN equal to NaN, as :func:`values_match` compares them)."""
+    found: dict[Any, list[int]] = {}
+    for i, (metrics, files) in enumerate(signatures):
+        key = (frozenset((k, _key(v)) for k, v in metrics.items()), frozenset(files.items()))
+        found.setdefault(key, []).append(i)
+    return list(found.values())
+
+
+def _key(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return ("nan",)
+    try:
+        hash(value)
+    except TypeError:
+        return repr(value)
+    return value
 
 
 def _name(record: dict[str, Any]) -> str:
@@ -323,34 +352,61 @@ def verify_runs(runs: Sequence[str | Path], results_root: str | Path = RESULTS_R
 
 
 def trials_with_files(run: RunDir, ignore: Sequence[str] = ()) -> pd.DataFrame:
-    """A run's results table with ``run_id`` and the ``files`` hashes of succeeded trials."""
-    from launcher.results import build_table
+    """A run's results table with ``run_id`` and the ``files`` hashes of succeeded trials
+    (hashed HASH_WORKERS trials at a time: the work is reading files)."""
+    from concurrent.futures import ThreadPoolExecutor
 
-    df = build_table(run)
+    from launcher.results import load_table
+
+    df = load_table(run)
     df.insert(0, "run_id", run.run_id)
     ok = df["status"] == str(TrialStatus.SUCCEEDED)
-    files: list[Any] = [hash_outputs(run.path / "outputs" / str(t), ignore) if good else {}
-                        for t, good in zip(df["trial_id"], ok, strict=True)]
+    folder = run.path / "outputs"
+
+    def files_of(item: tuple[str, bool]) -> dict[str, str]:
+        return hash_outputs(folder / str(item[0]), ignore) if item[1] else {}
+
+    with ThreadPoolExecutor(max_workers=HASH_WORKERS) as pool:
+        files: list[Any] = list(pool.map(files_of, zip(df["trial_id"], ok, strict=True),
+                                         chunksize=256))
     df["files"] = files
     return df
+
+
+HASH_WORKERS = 4
 
 
 def hash_outputs(folder: Path, ignore: Sequence[str] = ()) -> dict[str, str]:
     """sha256 of every file under ``folder`` by relative path, leaving out files whose
     name or relative path matches an ``ignore`` pattern (shell wildcards allowed)."""
-    if not folder.is_dir():
-        return {}
+    found: list[tuple[str, str]] = []  # (relative path, absolute path)
+    _files(str(folder), "", found)
     out = {}
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        rel = path.relative_to(folder).as_posix()
-        if any(fnmatch.fnmatch(rel, pat) or fnmatch.fnmatch(path.name, pat) for pat in ignore):
+    for rel, path in sorted(found):
+        name = rel.rsplit("/", 1)[-1]
+        if ignore and any(fnmatch.fnmatch(rel, pat) or fnmatch.fnmatch(name, pat)
+                          for pat in ignore):
             continue
         digest = hashlib.sha256()
         with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
+            while block := f.read(1 << 20):
                 digest.update(block)
         out[rel] = digest.hexdigest()
     return out
+
+
+def _files(folder: str, prefix: str, out: list[tuple[str, str]]) -> None:
+    """Regular files under ``folder`` (not following links), depth first."""
+    try:
+        entries = list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for entry in entries:
+        rel = f"{prefix}{entry.name}"
+        if entry.is_dir(follow_symlinks=False):
+            _files(entry.path, rel + "/", out)
+        elif entry.is_file(follow_symlinks=False):
+            out.append((rel, entry.path))
 
 
 def render_summary(v: Verification, max_listed: int = 50) -> str:

@@ -195,6 +195,7 @@ class DockerBackend(Backend):
         finally:
             with self._lock:
                 slot.inflight.pop(work.trial.trial_id, None)
+                slot.host.dirty |= running.left
 
     def _observe(self, slot: _Slot, result: TrialResult) -> None:
         """Track host health: down when it stops answering, quarantined when it keeps
@@ -239,6 +240,7 @@ class DockerBackend(Backend):
             if isinstance(containers, BaseException):
                 raise containers
             found += [(slot, c) for c in containers]
+            slot.host.dirty |= bool(containers)
         if not found:
             return
         with ThreadPoolExecutor(max_workers=min(len(found), 16)) as pool:
@@ -282,12 +284,16 @@ class DockerBackend(Backend):
 
     def teardown(self) -> None:
         """Remove every container (and /outputs volume) of this run still on a host, by
-        label, on every host that answers, at most HOST_WORKERS hosts at once."""
+        label, at most HOST_WORKERS hosts at once. Only hosts where a container may be
+        left are asked (one whose removal failed, or still running): on a clean run of
+        1,000 hosts that is none, instead of a round trip or two to each."""
         if self._run is None:
             return
         label = f"{LABEL_RUN}={self._run.run_id}"
         volumes = self._run.settings.outputs
-        slots = [s for s in self._slots if not s.down.startswith("stopped answering")]
+        with self._lock:
+            slots = [s for s in self._slots if (s.host.dirty or s.inflight)
+                     and not s.down.startswith("stopped answering")]
         each(lambda s: remove_by_label(s.host.client.api, label, volumes=volumes), slots)
 
 
