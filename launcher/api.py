@@ -50,9 +50,9 @@ class RunResults:
     @property
     def df(self) -> pd.DataFrame:
         if self._df is None:
-            from launcher.results import build_table
+            from launcher.results import load_table
 
-            self._df = build_table(RunDir(self.run_dir))
+            self._df = load_table(RunDir(self.run_dir))
         df: pd.DataFrame = self._df
         return df
 

@@ -113,10 +113,11 @@ def container_logs(api: Any, cid: str) -> Iterator[bytes]:
         response.close()
 
 
-def ping(api: Any, timeout: float = PING_TIMEOUT) -> bool:
-    """True when the engine answers its /_ping within ``timeout`` seconds."""
+def ping(api: Any, timeout: float | None = None) -> bool:
+    """True when the engine answers its /_ping within ``timeout`` [PING_TIMEOUT] seconds."""
     try:
-        return bool(api.get(f"{api.base_url}/_ping", timeout=timeout).ok)
+        return bool(api.get(f"{api.base_url}/_ping",
+                            timeout=PING_TIMEOUT if timeout is None else timeout).ok)
     except Exception:  # any failure to answer means no
         return False
 

@@ -362,17 +362,21 @@ def trials_with_files(run: RunDir, ignore: Sequence[str] = ()) -> pd.DataFrame:
     df.insert(0, "run_id", run.run_id)
     ok = df["status"] == str(TrialStatus.SUCCEEDED)
     folder = run.path / "outputs"
+    todo = [str(t) for t, good in zip(df["trial_id"], ok, strict=True) if good]
+    chunks = [todo[i:i + HASH_CHUNK] for i in range(0, len(todo), HASH_CHUNK)]
 
-    def files_of(item: tuple[str, bool]) -> dict[str, str]:
-        return hash_outputs(folder / str(item[0]), ignore) if item[1] else {}
+    def hash_chunk(ids: list[str]) -> list[dict[str, str]]:
+        return [hash_outputs(folder / t, ignore) for t in ids]
 
     with ThreadPoolExecutor(max_workers=HASH_WORKERS) as pool:
-        files: list[Any] = list(pool.map(files_of, zip(df["trial_id"], ok, strict=True),
-                                         chunksize=256))
+        hashed = dict(zip(todo, (h for part in pool.map(hash_chunk, chunks) for h in part),
+                          strict=True))
+    files: list[Any] = [hashed.get(str(t), {}) for t in df["trial_id"]]
     df["files"] = files
     return df
 
 
+HASH_CHUNK = 500  # trials per task: a task per trial would cost more than its hashing
 HASH_WORKERS = 4
 
 
