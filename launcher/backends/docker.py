@@ -254,9 +254,13 @@ class DockerBackend(Backend):
                    trials: dict[str, Trial]) -> TrialResult | None:
         assert self._run is not None
         api = slot.host.client.api
-        trial = trials.get((container.get("Labels") or {}).get(LABEL_TRIAL, ""))
-        if trial is None:  # not a trial of this plan: nothing to adopt
-            api.remove_container(container["Id"], v=True, force=True)
+        label = (container.get("Labels") or {}).get(LABEL_TRIAL)
+        if label is None:  # not a trial (a CPU-model probe, maybe this run's own, running)
+            return None  # teardown removes it by the run's label
+        trial = trials.get(label)
+        if trial is None:  # a trial this plan does not have: nothing to adopt
+            with contextlib.suppress(Exception):  # it may be gone already
+                api.remove_container(container["Id"], v=True, force=True)
             return None
         running = Running(api, container_id=container["Id"])
         with self._lock:
