@@ -75,7 +75,8 @@ def probe(folder: Path, hosts: int, trials: int, *, latency: float, preload: str
         path = sim_sweep(folder, [{"url": h["url"], "name": h["name"]} for h in sim.hosts],
                          replicas=trials, name=f"scale-h{hosts}-n{trials}")
         argv = [sys.executable, "-m", "benchmarks.scale_probe", str(path)]
-        done = subprocess.run(argv + (["--tty"] if tty else []), env=sim.environ, cwd=ROOT,
+        env = {**sim.environ, "XDG_CACHE_HOME": str(folder / "cache")}  # no CPU models known
+        done = subprocess.run(argv + (["--tty"] if tty else []), env=env, cwd=ROOT,
                               capture_output=True, text=True, timeout=7200)
         stats = sim.stats()
     if done.returncode != 0:

@@ -3,16 +3,21 @@ the background, while the trials already run.
 
 The engine API does not report the CPU model, so a tiny hardened container of the run's
 image reads /proc/cpuinfo. Several host entries can be one engine (the same engine ID):
-it is read once for all of them. Nothing waits for it except the final manifest, for a
-bounded time; a model not read by then is "unknown". The probe carries the run's labels,
-so the run's teardown (or `launch clean`) removes one left behind.
+it is read once for all of them, and remembered by engine ID in the user's cache folder
+(``$XDG_CACHE_HOME/launcher/cpu-models.json``), so that the next run over 1,000 hosts
+starts no probe at all. Nothing waits for it except the final manifest, for a bounded
+time; a model not read by then is "unknown". The probe carries the run's labels, so the
+run's teardown (or `launch clean`) removes one left behind.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from launcher.hosts import cpu_model_of
@@ -24,6 +29,7 @@ if TYPE_CHECKING:
 PROBE_WORKERS = 4  # probes at once: they share the hosts with the trials
 PROBE_TIMEOUT = 30  # seconds for the probe container to print /proc/cpuinfo
 UNKNOWN = "unknown"
+CACHE_ENTRIES = 10_000  # engines remembered (the oldest are forgotten first)
 
 
 class CpuModels:
@@ -31,10 +37,13 @@ class CpuModels:
 
     def __init__(self, hosts: Sequence[Host], image_id: str, run_id: str) -> None:
         self._groups: dict[str, list[Host]] = {}
+        known = load_cache()
         for host in hosts:
+            engine = str(host.info.get("ID") or "")
+            if not host.info.get("cpu_model") and engine in known:
+                host.info["cpu_model"] = known[engine]
             if not host.info.get("cpu_model"):
-                key = str(host.info.get("ID") or host.spec.url)
-                self._groups.setdefault(key, []).append(host)
+                self._groups.setdefault(engine or host.spec.url, []).append(host)
         self._image_id, self._run_id = image_id, run_id
         self._thread: threading.Thread | None = None
 
@@ -67,6 +76,37 @@ class CpuModels:
                 host.info["cpu_model"] = model
 
         each(read, list(self._groups.values()), workers=PROBE_WORKERS)
+        save_cache({engine: group[0].info["cpu_model"] for engine, group in
+                    self._groups.items() if group[0].info.get("ID") and
+                    group[0].info.get("cpu_model") not in ("", UNKNOWN)})
+
+
+def cache_path() -> Path:
+    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(root) / "launcher" / "cpu-models.json"
+
+
+def load_cache() -> dict[str, str]:
+    """Engine ID -> CPU model, as read before (empty when there is no cache)."""
+    try:
+        data = json.loads(cache_path().read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def save_cache(found: dict[str, str]) -> None:
+    """Remember newly read models (best effort: a read-only home just means no cache)."""
+    if not found:
+        return
+    merged = {**load_cache(), **found}
+    merged = dict(list(merged.items())[-CACHE_ENTRIES:])
+    path = cache_path()
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(merged, indent=0))
+        os.replace(tmp, path)
 
 
 def probe(host: Host, image_id: str, run_id: str) -> str:

@@ -142,3 +142,25 @@ def test_skip_unreachable_on_the_command_line(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     assert "note: host sim-3 left out: no Docker engine answers" in done.stdout
     assert "6 succeeded" in done.stdout.replace("succeeded 6", "6 succeeded")
+
+
+def test_cpu_model_of_remote_engines_read_once_per_engine_off_the_critical_path(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    with SimEngines(tmp_path, hosts=3, tcp=True, preload="all") as sim:
+        monkeypatch.setenv("DOCKER_HOST", sim.url("sim-0"))
+        hosts = [*sweep_hosts(sim), {"url": sim.url("sim-1").replace("127.0.0.1", "localhost"),
+                                     "name": "sim-1-again"}]  # one engine under two names
+        path = sim_sweep(tmp_path, hosts, replicas=8)
+        from launcher.api import run_sweep
+
+        first = run_sweep(path)
+        after_first = sim.stats()["endpoints"]["POST /containers/create"]
+        second = run_sweep(path)
+        after_second = sim.stats()["endpoints"]["POST /containers/create"]
+    models = {h.name: h.cpu_model for h in RunDir(first.run_dir).manifest().hosts}
+    assert models == {"sim-0": "Simulated CPU of sim-0", "sim-1": "Simulated CPU of sim-1",
+                      "sim-2": "Simulated CPU of sim-2", "sim-1-again": "Simulated CPU of sim-1"}
+    assert after_first == 8 + 3, "one probe per engine, not per host entry"
+    assert after_second - after_first == 8, "the next run probes nothing"
+    assert {h.name: h.cpu_model for h in RunDir(second.run_dir).manifest().hosts} == models

@@ -48,6 +48,7 @@ class Container:
     labels: dict[str, str]
     env: dict[str, str]
     volume: str | None
+    entrypoint: list[str] = field(default_factory=list)
     created: float = field(default_factory=time.time)
     status: str = "created"
     exit_code: int = 0
@@ -220,7 +221,8 @@ class SimHost:
         if any(m.get("Type") == "volume" and not m.get("Source") for m in mounts):
             volume = secrets.token_hex(32)
             self.volumes[volume] = labels
-        self.containers[cid] = Container(cid, image, labels, env, volume)
+        self.containers[cid] = Container(cid, image, labels, env, volume,
+                                         list(body.get("Entrypoint") or []))
         if self.config.fault and self.creates == self.config.fault_after_creates:
             asyncio.get_running_loop().call_soon(self.fault, self.config.fault)
         return Response.of_json({"Id": cid, "Warnings": []}, 201)
@@ -281,6 +283,8 @@ class SimHost:
         metrics = self._metrics(c)
         text = (json.dumps({"step": 1, "loss": metrics["loss"]}) + "\n" +
                 json.dumps({"metrics": metrics}) + "\n").encode()
+        if c.entrypoint == ["cat", "/proc/cpuinfo"]:  # the launcher reads the CPU model
+            text = f"processor\t: 0\nmodel name\t: Simulated CPU of {self.name}\n".encode()
         return bytes([1, 0, 0, 0]) + len(text).to_bytes(4, "big") + text
 
     def _archive(self, c: Container) -> Response:
