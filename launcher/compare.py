@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 from launcher.defaults import RESULTS_ROOT
 from launcher.errors import EXIT_FAILURE, EXIT_OK, UsageError
 from launcher.listing import short_image
+from launcher.signatures import values_match
 from launcher.trial import TrialStatus
-from launcher.verify import values_match
 
 if TYPE_CHECKING:
     import pandas as pd

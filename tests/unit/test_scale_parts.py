@@ -132,3 +132,30 @@ def test_plain_progress_still_prints_one_line_per_result() -> None:
     view.finished_trial(result("a"))
     view.finished_trial(result("b", TrialStatus.FAILED))
     assert out.getvalue().count("\n") == 2
+
+
+def test_one_pass_judging_equals_the_group_by_group_one() -> None:
+    import random
+
+    import pandas as pd
+
+    from launcher.judging import COLUMNS, _judge_exact, _judge_pairwise
+
+    rng = random.Random(16)
+    values = [0.5, 0.25, 1, 1.0, math.nan, None, "x"]
+    for _ in range(60):
+        rows = []
+        for i in range(rng.randrange(1, 40)):
+            rows.append({"run_id": rng.choice(["", "r1", "r2"]), "trial_id": f"{i:012x}",
+                         "config_id": rng.choice("ab"), "seed": rng.randrange(3),
+                         "replica": i, "host": rng.choice(["h1", "h2", ""]),
+                         "image_id": rng.choice(["sha256:aa"] * 5 + ["sha256:bb"]),
+                         "status": "succeeded", "metric.loss": rng.choice(values),
+                         "metric.acc": rng.choice(values[:3]),
+                         "files": rng.choice([{}, {"m.npy": "h1"}, {"m.npy": "h2"}])})
+        ok = pd.DataFrame(rows)
+        fast = _judge_exact(ok, ["metric.loss", "metric.acc"], "sha256:aa")
+        slow = pd.DataFrame(_judge_pairwise(ok, ["metric.loss", "metric.acc"], 0.0, 0.0,
+                                            "sha256:aa"), columns=COLUMNS)
+        for column in COLUMNS:
+            assert list(fast[column]) == list(slow[column]), column
