@@ -164,3 +164,23 @@ def test_cpu_model_of_remote_engines_read_once_per_engine_off_the_critical_path(
     assert after_first == 8 + 3, "one probe per engine, not per host entry"
     assert after_second - after_first == 8, "the next run probes nothing"
     assert {h.name: h.cpu_model for h in RunDir(second.run_dir).manifest().hosts} == models
+
+
+def test_resuming_a_finished_run_touches_no_engine_and_rewrites_nothing(
+        tmp_path: Path) -> None:
+    with SimEngines(tmp_path, hosts=3) as sim:
+        path = sim_sweep(tmp_path, sweep_hosts(sim), replicas=6)
+        first = subprocess.run([LAUNCH, str(path), "--quiet"], env=sim.environ, cwd=ROOT,
+                               capture_output=True, text=True, timeout=300)
+        assert first.returncode == 0, first.stderr
+        run = next((tmp_path / "results" / "sim").iterdir())
+        files = ("manifest.json", "plan.json", "trials.jsonl", "results.csv",
+                 "results.parquet")
+        before = {f: (run / f).stat().st_mtime_ns for f in files}
+        requests = sum(h["requests"] for h in sim.stats()["hosts"].values())
+        again = subprocess.run([LAUNCH, "resume", str(run)], env=sim.environ, cwd=ROOT,
+                               capture_output=True, text=True, timeout=300)
+        assert sum(h["requests"] for h in sim.stats()["hosts"].values()) == requests
+    assert again.returncode == 0, again.stderr
+    assert "nothing left to run" in again.stderr and "6 succeeded" in again.stdout
+    assert {f: (run / f).stat().st_mtime_ns for f in files} == before
