@@ -3,9 +3,9 @@
 Every host is checked with one engine call (its image under the run's tag; by ID only
 when the tag is absent), at most HOST_WORKERS hosts at once. One ``save`` stream from
 the source engine is teed into concurrent ``load`` streams to the hosts that lack the
-image, in bounded chunks (the image is never held in memory as a whole), at most
-SHIP_FANOUT hosts at a time: with more, the stream is spooled to a temporary file once
-and each wave of hosts is fed from it. Afterwards the image ID, the sha256 of the image
+image, in bounded chunks (the image is never held in memory as a whole), when they are
+at most SHIP_FANOUT; with more, the stream is spooled to a temporary file once and
+SHIP_FANOUT loads at a time read it. Afterwards the image ID, the sha256 of the image
 config that save/load preserves, is checked on every shipped host; a host that holds a
 different image under the run's tag is refused before any trial starts.
 """
@@ -95,19 +95,31 @@ def _image_id(host: Host, ref: str) -> str | None:
 
 
 def ship(source: Host, ref: str, targets: list[Host]) -> None:
-    """Stream ``docker save ref`` from ``source`` into ``docker load`` on every target,
-    SHIP_FANOUT targets at a time (the save spooled to a temporary file when there is
-    more than one wave, so that the source engine saves the image once)."""
+    """Stream ``docker save ref`` from ``source`` into ``docker load`` on every target.
+
+    Up to SHIP_FANOUT targets, one save stream is teed to all of them (nothing on disk).
+    With more, the save is spooled to a temporary file once and SHIP_FANOUT loads at a
+    time each read it at their own pace (a slow host holds back no other)."""
+    from launcher.parallel import each
+
     if len(targets) <= SHIP_FANOUT:
         _ship_wave(source.client.api.get_image(ref, chunk_size=CHUNK), targets)
         return
-    with tempfile.TemporaryFile(prefix="launcher-image-") as spool:
+    with tempfile.NamedTemporaryFile(prefix="launcher-image-") as spool:
         for chunk in source.client.api.get_image(ref, chunk_size=CHUNK):
             spool.write(chunk)
-        for start in range(0, len(targets), SHIP_FANOUT):
-            spool.seek(0)
-            _ship_wave(iter(lambda: spool.read(CHUNK), b""),
-                       targets[start:start + SHIP_FANOUT])
+        spool.flush()
+        failed = each(lambda t: _load_file(t, spool.name), targets, workers=SHIP_FANOUT)
+    for target, error in zip(targets, failed, strict=True):
+        if isinstance(error, BaseException):
+            raise HostError(f"loading the image failed: {error}", host=target.name) from error
+
+
+def _load_file(target: Host, path: str) -> None:
+    with open(path, "rb") as f:
+        for status in target.client.api.load_image(iter(lambda: f.read(CHUNK), b"")):
+            if isinstance(status, dict) and status.get("error"):
+                raise RuntimeError(str(status["error"]))
 
 
 def _ship_wave(chunks: Iterable[bytes], targets: list[Host]) -> None:

@@ -184,3 +184,21 @@ def test_resuming_a_finished_run_touches_no_engine_and_rewrites_nothing(
     assert again.returncode == 0, again.stderr
     assert "nothing left to run" in again.stderr and "6 succeeded" in again.stdout
     assert {f: (run / f).stat().st_mtime_ns for f in files} == before
+
+
+def test_image_shipped_once_to_each_of_40_hosts(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    with SimEngines(tmp_path, hosts=40, latency=0.01, image_kb=3 * 1024) as sim:
+        monkeypatch.setenv("DOCKER_HOST", sim.url("sim-0"))
+        from launcher.prepare import prepared_backend
+        from launcher.spec import load_sweep
+        from launcher.store import new_run_id
+
+        spec = load_sweep(sim_sweep(tmp_path, sweep_hosts(sim), replicas=40))
+        for _ in range(2):
+            with prepared_backend(spec, new_run_id(), None) as (_, image, _ctx):
+                assert image.id == sim.image_id
+        stats = sim.stats()
+    assert all(h["has_image"] for h in stats["hosts"].values())
+    assert stats["endpoints"]["POST /images/load"] == 39, "once per host that lacked it"
+    assert stats["endpoints"]["GET /images/{id}/get"] == 1, "saved once"
