@@ -158,13 +158,13 @@ def main(argv: list[str] | None = None) -> None:
             print(f"== {name}", flush=True)
             data[name] = section(Path(tmp), args)
             (out / "samples.json").write_text(json.dumps(data, indent=1, default=str))
-    data["minutes"] = (time.monotonic() - started) / 60
-    (out / "samples.json").write_text(json.dumps(data, indent=1, default=str))
-    text = render(data, TARGETS)
-    (out / "report.txt").write_text(text)
-    print(text)
-    plot(data, out / "scale.png")
-    print(f"results: {out}")
+        data["minutes"] = (time.monotonic() - started) / 60
+        (out / "samples.json").write_text(json.dumps(data, indent=1, default=str))
+        text = render(data, TARGETS)
+        (out / "report.txt").write_text(text)
+        print(text, flush=True)
+        plot(data, out / "scale.png")
+        print(f"results: {out} (removing the temporary runs now)", flush=True)
 
 
 __all__ = ["main", "median"]
