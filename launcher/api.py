@@ -31,6 +31,8 @@ from launcher.trial import Trial, TrialStatus
 if TYPE_CHECKING:
     import pandas as pd
 
+    from launcher.image import BuiltImage
+
 RETRYABLE = frozenset({TrialStatus.FAILED, TrialStatus.TIMED_OUT, TrialStatus.OOM_KILLED})
 
 
@@ -67,12 +69,19 @@ class RunResults:
 
     @property
     def ok(self) -> bool:
-        return bool((self.df["status"] == str(TrialStatus.SUCCEEDED)).all()) and \
-            not self.stopped
+        done = {"succeeded", "not_started"} if self.target_reached else {"succeeded"}
+        # after metric.target, trials left unstarted are fine
+        return bool(self.df["status"].isin(done).all()) and not self.stopped
+
+    @property
+    def target_reached(self) -> str:
+        """Which trial reached ``metric.target`` (empty when none did)."""
+        return self.outcome.target_reached if self.outcome else ""
 
     @property
     def exit_code(self) -> int:
-        """130 when interrupted, 0 when every trial succeeded, else 1."""
+        """130 when interrupted, 0 when every trial succeeded (or the target was
+        reached), else 1."""
         if self.interrupted:
             return EXIT_INTERRUPTED
         return EXIT_OK if self.ok else EXIT_FAILURE
@@ -101,7 +110,7 @@ def run_sweep(sweep: str | Path | SweepSpec, overrides: Overrides | None = None,
     plan = expand(spec)
     run_id = new_run_id()
     with prepared_backend(spec, run_id, on_line) as (backend, image, ctx):
-        run = RunDir.create(Path(spec.results), spec.name, run_id)
+        run = RunDir.create(Path(spec.results), spec.folder, run_id)
         with run.locked():
             run.start(sweep_text=spec.source_text,
                       plan=PlanFile.of(plan.trials, plan.parameter_names),
@@ -130,12 +139,7 @@ def resume_run(ref: str | Path, results_root: str | Path = RESULTS_ROOT, *,
                 on_line(f"run {run.label} has nothing left to run")
             return RunResults(run.path, Outcome(), manifest.notes)
         with prepared_backend(spec, run.run_id, on_line) as (backend, image, ctx):
-            expected = manifest.image.id
-            if image.id != expected:
-                raise RunError(f"the image changed since run {run.run_id} started (now "
-                               f"{image.id[:19]}, the run used {expected[:19]})",
-                               run=str(run.path), hint="restore the build context, or start "
-                               "a new run of the sweep")
+            check_same_image(run, image)
             for result in backend.adopt({t.trial_id: t for t in plan.trials}):
                 run.record(result)
             records = run.records()
@@ -147,6 +151,20 @@ def resume_run(ref: str | Path, results_root: str | Path = RESULTS_ROOT, *,
             finally:
                 table = finish_run(run, backend, outcome)
     return RunResults(run.path, outcome, backend.notes(), table)
+
+
+def check_same_image(run: RunDir, image: BuiltImage) -> None:
+    """A resumed run must use the image it started with; if not, say which files changed."""
+    from launcher.buildcontext import describe_changes
+
+    recorded = run.manifest().image
+    if image.id == recorded.id:
+        return
+    changes = describe_changes(recorded.inputs or {}, image.inputs)
+    raise RunError(f"the image changed since run {run.run_id} started (now {image.id[:19]}, "
+                   f"the run used {recorded.id[:19]}" + (f"; {changes})" if changes else ")"),
+                   run=str(run.path), hint="restore those files, or start a new run of the "
+                   "sweep")
 
 
 def todo(plan: Plan, best: dict[str, TrialRecord], retry_failed: bool) -> list[Trial]:
@@ -166,7 +184,7 @@ def resume_or_run(spec: SweepSpec, *, resume: bool, retry_failed: bool = False,
     """``launch SWEEP --resume``: continue the newest run of the sweep, if there is one."""
     from launcher.store import newest_run
 
-    previous = newest_run(Path(spec.results), spec.name) if resume else None
+    previous = newest_run(Path(spec.results), spec.folder) if resume else None
     if previous is not None:
         return resume_run(previous.path, spec.results, retry_failed=retry_failed,
                           progress=progress, on_line=on_line)
@@ -207,7 +225,7 @@ def execute(spec: SweepSpec, run: RunDir, backend: Backend, ctx: RunContext, pla
     warm_up_table_libraries()
     with Progress(len(todo), backend.workers(), mode=progress) as view:
         ctx.on_start = view.started
-        runner = Runner(backend, run, policy, on_result=view.finished_trial)
+        runner = Runner(backend, run, policy, on_result=view.finished_trial, target=spec.metric)
         return runner.execute(todo, start_attempts)
 
 
@@ -235,6 +253,7 @@ def finish_run(run: RunDir, backend: Backend, outcome: Outcome | None) -> pd.Dat
         state = RunState.STOPPED if why else RunState.FINISHED
     try:
         run.finish(state=state, stopped_because=why, notes=backend.notes(),
+                   target_reached=outcome.target_reached or None if outcome else None,
                    backend=backend.describe(final=True))
     except LauncherError:
         return None  # the manifest itself is unreadable: nothing more can be said

@@ -41,7 +41,8 @@ def _check(host_spec: HostSpec, spec: SweepSpec, image: BuiltImage | None) -> Ho
     report = HostReport(host_spec.name, host_spec.url, reachable=False)
     try:
         host = connect(host_spec, cpus_per_trial=spec.resources.cpus,
-                       max_parallel=spec.max_parallel)
+                       max_parallel=spec.max_parallel, gpus_per_trial=spec.resources.gpus,
+                       memory_per_trial=spec.resources.memory)
     except HostError as e:
         report.problem = str(e)
         return report

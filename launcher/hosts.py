@@ -43,6 +43,8 @@ class Host:
     slots: int
     info: dict[str, Any] = field(default_factory=dict)
     dirty: bool = False  # this run may have left a container here (teardown must look)
+    gpu_groups: tuple[tuple[str, ...], ...] = ()  # the GPU device IDs of each slot
+    notes: tuple[str, ...] = ()  # why it has fewer slots than asked, if it has
 
     @property
     def name(self) -> str:
@@ -65,15 +67,16 @@ class Host:
 
 
 def connect_all(specs: tuple[HostSpec, ...], *, cpus_per_trial: float,
-                max_parallel: int | None = None,
-                skip_unreachable: bool = False) -> tuple[list[Host], list[HostError]]:
+                max_parallel: int | None = None, skip_unreachable: bool = False,
+                **needs: int) -> tuple[list[Host], list[HostError]]:
     """Connect to every host, at most HOST_WORKERS at once. Returns the connected hosts
     and, with ``skip_unreachable``, the errors of the hosts left out; otherwise the first
-    failure is raised (the others closed), as it is when no host answers at all."""
+    failure is raised (the others closed), as it is when no host answers at all.
+    ``needs``: ``gpus_per_trial`` and ``memory_per_trial`` (see :func:`connect`)."""
     from launcher.parallel import each
 
     outcomes = each(lambda s: connect(s, cpus_per_trial=cpus_per_trial,
-                                      max_parallel=max_parallel), specs)
+                                      max_parallel=max_parallel, **needs), specs)
     hosts = [o for o in outcomes if isinstance(o, Host)]
     errors = [o for o in outcomes if isinstance(o, HostError)]
     unexpected = [o for o in outcomes if isinstance(o, BaseException)
@@ -94,9 +97,13 @@ def connect_all(specs: tuple[HostSpec, ...], *, cpus_per_trial: float,
 
 
 def connect(spec: HostSpec, *, cpus_per_trial: float = 1.0,
-            max_parallel: int | None = None, timeout: float | None = None) -> Host:
+            max_parallel: int | None = None, gpus_per_trial: int = 0,
+            memory_per_trial: int = 0, timeout: float | None = None) -> Host:
     """Open one engine in one round trip (its /info), size its one connection pool to
-    its slots. ``timeout`` [CONNECT_TIMEOUT]: how long the engine has to answer."""
+    its slots (capped by its memory and GPUs, see :mod:`launcher.gpus`). ``timeout``
+    [CONNECT_TIMEOUT]: how long the engine has to answer."""
+    from launcher.gpus import host_capacity
+
     client = _client(spec, (spec.slots or DEFAULT_POOL_SLOTS) + POOL_EXTRA)
     try:
         info = engine_info(client.api, CONNECT_TIMEOUT if timeout is None else timeout)
@@ -107,8 +114,16 @@ def connect(spec: HostSpec, *, cpus_per_trial: float = 1.0,
     slots = spec.slots or max(1, int(int(info.get("NCPU", 1)) // max(cpus_per_trial, 0.01)))
     if max_parallel:
         slots = min(slots, max_parallel)
+    try:
+        capacity = host_capacity(spec.name, slots, info, gpus_per_trial=gpus_per_trial,
+                                 memory_per_trial=memory_per_trial, gpus=spec.gpus)
+    except HostError:
+        client.close()
+        raise
+    slots = capacity.slots
     one_pool(client.api, slots + POOL_EXTRA)
-    return Host(spec=spec, client=client, slots=slots, info=info)
+    return Host(spec=spec, client=client, slots=slots, info=info,
+                gpu_groups=capacity.gpu_groups, notes=capacity.notes)
 
 
 def _client(spec: HostSpec, pool: int) -> docker.DockerClient:

@@ -20,7 +20,8 @@ from launcher.version import __version__
 def new_manifest(spec: SweepSpec, run_id: str, image: BuiltImage,
                  backend: Backend) -> Manifest:
     """The manifest of a run of ``spec`` that starts now."""
-    metric = MetricRecord(spec.metric.name, spec.metric.goal) if spec.metric else None
+    metric = MetricRecord(spec.metric.name, spec.metric.goal, spec.metric.target) \
+        if spec.metric else None
     return Manifest.new(
         run_id=run_id, sweep=spec.name, created_at=now("seconds"),
         description=spec.description, launcher_version=__version__,
@@ -29,7 +30,7 @@ def new_manifest(spec: SweepSpec, run_id: str, image: BuiltImage,
         git=git_state(Path(spec.image.context) if spec.image.context else spec.base_dir),
         overrides=spec.overrides.to_json(), method=spec.method, replicas=spec.replicas,
         seed=spec.seed, seed_mode=spec.seed_mode, metric=metric,
-        image=ImageRecord(image.id, image.tag, image.digest, image.base),
+        image=ImageRecord(image.id, image.tag, image.digest, image.base, dict(image.inputs)),
         backend=backend.describe())
 
 

@@ -144,8 +144,9 @@ def summary_section(table: RunTable, manifest: Manifest) -> str:
                        f"{manifest.replicas} replicas per configuration")]
     rows = "".join(f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in facts)
     description = manifest.description
+    warnings = "".join(note(f"warning: {p}") for p in table.problems())
     return (f"<h1>{esc(table.sweep)}</h1><p class=\"sub\">{esc(description)}</p>"
-            f"<table class=\"facts\">{rows}</table>")
+            f"<table class=\"facts\">{rows}</table>{warnings}")
 
 
 def best_section(table: RunTable, labels: dict[str, str]) -> str:

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 
 BASE_COLUMNS = ("trial_id", "config_id", "replica", "seed")
 OUTCOME_COLUMNS = ("status", "reason", "exit_code", "host", "image_id", "container_id",
-                   "attempt", "queued_at", "started_at", "finished_at", "duration_s")
+                   "attempt", "queued_at", "started_at", "finished_at", "duration_s",
+                   "outputs_truncated")
 
 
 def load_results(run: str | Path, results_root: str | Path = RESULTS_ROOT) -> pd.DataFrame:
@@ -73,6 +74,7 @@ def build_table(run: RunDir) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=columns)
     for column in ("exit_code", "attempt"):
         df[column] = df[column].astype("Int64")
+    df["outputs_truncated"] = df["outputs_truncated"].eq(True)  # not started: False
     return df
 
 
@@ -82,7 +84,8 @@ def outcome_row(record: TrialRecord) -> dict[str, Any]:
             "exit_code": record.exit_code, "host": record.host, "image_id": record.image_id,
             "container_id": record.container_id, "attempt": record.attempt,
             "queued_at": record.queued_at, "started_at": record.started_at,
-            "finished_at": record.finished_at, "duration_s": record.duration_s}
+            "finished_at": record.finished_at, "duration_s": record.duration_s,
+            "outputs_truncated": record.outputs_truncated}
 
 
 def _scalar(value: Any) -> Any:
@@ -160,6 +163,10 @@ class RunTable:
     def best(self, n: int = 5) -> pd.DataFrame:
         return self.by_config().head(n)
 
+    def problems(self) -> list[str]:
+        """See :func:`table_problems`."""
+        return table_problems(self.df, self.metric)
+
 
 def open_results(run: str | Path, results_root: str | Path = RESULTS_ROOT) -> RunTable:
     """The results of a run (a run directory, or a run id or unique prefix)."""
@@ -217,8 +224,38 @@ def aggregate(df: pd.DataFrame, metric: str | None, goal: str = "minimize") -> p
 
 
 def compact(df: pd.DataFrame) -> pd.DataFrame:
-    """The table for a terminal: provenance columns left out (CSV and JSON keep them)."""
-    return df[[c for c in df.columns if c not in COMPACT_HIDDEN]]
+    """The table for a terminal: provenance columns left out (CSV and JSON keep them), and
+    outputs_truncated unless a copy was truncated."""
+    hidden = COMPACT_HIDDEN + (() if truncated_outputs(df) else ("outputs_truncated",))
+    return df[[c for c in df.columns if c not in hidden]]
+
+
+def truncated_outputs(df: pd.DataFrame) -> int:
+    """How many trials' /outputs were over outputs_limit (their copies are partial)."""
+    return int(df["outputs_truncated"].sum()) if "outputs_truncated" in df.columns else 0
+
+
+def table_problems(df: pd.DataFrame, metric: str | None) -> list[str]:
+    """What a reader of the table must know: a metric no trial reported, truncated outputs."""
+    out = [p for p in [metric_problem(df, metric)] if p]
+    if truncated_outputs(df):
+        out.append(f"the outputs of {truncated_outputs(df)} trials were over outputs_limit: "
+                   "their copies are truncated (column outputs_truncated; raise "
+                   "outputs_limit to keep everything)")
+    return out
+
+
+def metric_problem(df: pd.DataFrame, metric: str | None) -> str | None:
+    """When trials finished but none reported the sweep's metric: what they reported
+    instead and the line the job must print. None when all is well."""
+    from launcher.trial import missing_metric
+
+    finished = df["status"] != str(TrialStatus.NOT_STARTED)
+    column = f"metric.{metric}"
+    if not metric or not finished.any() or (column in df.columns and df[column].notna().any()):
+        return None
+    reported = [c.removeprefix("metric.") for c in metric_columns(df)]
+    return missing_metric(metric, reported, any_trial=True)
 
 
 def plain_rows(df: pd.DataFrame) -> list[list[Any]]:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from launcher.plan import Plan
 from launcher.spec import SweepSpec
-from launcher.tables import write_rows
+from launcher.tables import exact, write_rows
 
 if TYPE_CHECKING:
     from launcher.api import RunResults
@@ -22,7 +22,8 @@ def print_plan(spec: SweepSpec, plan: Plan, fmt: str, out: TextIO) -> None:
         return
     names = plan.parameter_names
     columns = ["trial_id", "config_id", "replica", "seed", *(f"param.{n}" for n in names)]
-    rows = ([t.trial_id, t.config_id, t.replica, t.seed, *(v for _, v in t.params)]
+    # parameter values exactly as the trial receives them (17.0 stays 17.0, as in W&B)
+    rows = ([t.trial_id, t.config_id, t.replica, t.seed, *(exact(v) for _, v in t.params)]
             for t in plan.trials)
     write_rows(out, columns, rows, fmt)
     if fmt == "table":
@@ -35,7 +36,7 @@ def print_plan(spec: SweepSpec, plan: Plan, fmt: str, out: TextIO) -> None:
 
 def print_run_summary(results: RunResults, *, as_json: bool, out: TextIO) -> None:
     """The end-of-run summary (the exit code is ``results.exit_code``)."""
-    from launcher.results import summarize
+    from launcher.results import summarize, table_problems
     from launcher.store import RunDir
 
     df = results.df
@@ -44,10 +45,12 @@ def print_run_summary(results: RunResults, *, as_json: bool, out: TextIO) -> Non
     metric, goal = manifest.metric_name, manifest.goal
     by_config = summarize(df, metric, goal)
     resume = f"launch resume {results.run_dir}" if results.stopped else None
+    problems = table_problems(df, metric)
     if as_json:
         json.dump({"run_id": results.run_id, "run_dir": str(results.run_dir),
                    "trials": len(df), "status": counts, "stopped": results.stopped,
-                   "notes": results.notes, "resume": resume,
+                   "target_reached": results.target_reached or None,
+                   "notes": results.notes, "problems": problems, "resume": resume,
                    "image_id": _first(df["image_id"]),
                    "configs": json.loads(by_config.to_json(orient="records"))}, out, indent=1)
         out.write("\n")
@@ -63,8 +66,13 @@ def print_run_summary(results: RunResults, *, as_json: bool, out: TextIO) -> Non
     out.write(f" on {len(hosts)} host{'s' if len(hosts) != 1 else ''} ({named})\n")
     for note in results.notes:
         out.write(f"note: {note}\n")
+    for problem in problems:
+        out.write(f"warning: {problem}\n")
     if results.stopped:
         out.write(f"stopped: {results.stopped}\n")
+    if results.target_reached:
+        out.write(f"target reached: {results.target_reached}; no new trial started "
+                  "after it\n")
     out.write(f"run: {results.run_dir}\n")
     if resume:
         out.write(f"resume with: {resume}\n")

@@ -51,6 +51,14 @@ class WorkQueue:
         self._delayed: list[tuple[float, int, Work]] = []
         self._seq = itertools.count()
         self.closed = False
+        # Set by the runner for metric.target: a finished result that says "start nothing
+        # more". Backends call settle() before they refill the slots that results freed.
+        self.hold: Callable[[TrialResult], bool] | None = None
+
+    def settle(self, results: Iterable[TrialResult]) -> None:
+        """Close the queue at once when a finished result reaches the sweep's target."""
+        if self.hold is not None and any(self.hold(r) for r in results):
+            self.close()
 
     def put(self, trial: Trial, attempt: int, delay: float = 0.0) -> None:
         work = Work(trial, attempt)

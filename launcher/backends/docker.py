@@ -7,11 +7,11 @@ save -> load from the engine that built it, once per host, before any trial star
 One shared queue feeds the slots; each trial goes to the least-loaded healthy host;
 a global max_parallel caps the total. A host that stops answering is marked down and
 its trials come back as ``lost`` (the caller requeues them); a host that keeps failing
-trials while others succeed is quarantined. Hosts left out because they did not answer
-(``skip_unreachable``) are named in the manifest and the summary. Per-host work
-(connecting, checking the image, teardown) runs on a bounded pool; the CPU model of
-remote engines is read in the background, once per engine. Unsupported: GPUs are
-requested from the engine (device requests) but untested here.
+trials while others succeed is quarantined. GPUs: each slot of a host owns its own
+device IDs (see :mod:`launcher.gpus`), passed to the engine as a device request. Hosts
+left out because they did not answer (``skip_unreachable``) are named in the manifest
+and the summary. Per-host work (connecting, checking the image, teardown) runs on a
+bounded pool; the CPU model of remote engines is read in the background, once per engine.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from launcher import defaults
 from launcher.backends.base import AllWorkersLost, Backend, RunContext, Work, WorkQueue
+from launcher.backends.placement import Placement
 from launcher.container import Running, adopt_trial, run_trial
 from launcher.cpumodel import CpuModels
 from launcher.engine import ping, remove_by_label
@@ -34,27 +35,39 @@ from launcher.hosts import Host
 from launcher.image import BuiltImage
 from launcher.parallel import each
 from launcher.store.manifest import BackendRecord, SkippedHost
-from launcher.trial import LABEL_RUN, LABEL_TRIAL, Trial, TrialResult, TrialStatus
+from launcher.trial import LABEL_RUN, LABEL_TRIAL, Trial, TrialResult
 
 if TYPE_CHECKING:
     from launcher.spec import SweepSpec
 
-QUARANTINE_AFTER = 5  # consecutive failures on one host while other hosts succeed
 IDLE_POLL = 0.5
 CPU_MODEL_WAIT = 10.0  # seconds the final manifest waits for CPU models still being read
 
 
 @dataclass
 class _Slot:
-    """Scheduling state of one host."""
+    """One host and the trials running on it (the placement policy keeps the counts)."""
 
+    index: int
     host: Host
-    running: int = 0
-    down: str = ""  # why the host is out of the run, empty while healthy
-    streak: int = 0  # consecutive non-successful results
-    streak_since: float = 0.0
-    last_success: float = -1.0
     inflight: dict[str, Running] = field(default_factory=dict)
+    free_gpus: list[tuple[str, ...]] = field(default_factory=list)  # device groups not in use
+    gpus_of: dict[str, tuple[str, ...]] = field(default_factory=dict)  # trial -> its group
+
+    def __post_init__(self) -> None:
+        self.free_gpus = list(reversed(self.host.gpu_groups))
+
+    def take_gpus(self, trial_id: str) -> tuple[str, ...]:
+        """The slot's own GPUs for a starting trial: trials running at once on a host
+        never share one (the host's slots are capped by its GPU groups)."""
+        devices = self.free_gpus.pop() if self.free_gpus else ()
+        self.gpus_of[trial_id] = devices
+        return devices
+
+    def give_back_gpus(self, trial_id: str) -> None:
+        devices = self.gpus_of.pop(trial_id, ())
+        if devices:
+            self.free_gpus.append(devices)
 
 
 class DockerBackend(Backend):
@@ -63,7 +76,8 @@ class DockerBackend(Backend):
     def __init__(self, hosts: list[Host], max_parallel: int | None = None,
                  source: Host | None = None, owns_connections: bool = False,
                  skipped: list[HostError] | None = None) -> None:
-        self._slots = [_Slot(h) for h in hosts]
+        self._slots = [_Slot(i, h) for i, h in enumerate(hosts)]
+        self._placement = Placement([(h.name, h.slots) for h in hosts])
         self._source = source or hosts[0]
         self._owned = [*hosts, *([source] if source and source not in hosts else [])] \
             if owns_connections else []
@@ -73,7 +87,8 @@ class DockerBackend(Backend):
         self._run: RunContext | None = None
         self._image: BuiltImage | None = None
         self._skipped = list(skipped or [])
-        self._notes = [f"host {e.host} left out: {e.message}" for e in self._skipped]
+        self._notes: list[str] = [f"host {e.host} left out: {e.message}" for e in skipped or []]
+        self._notes += [note for h in hosts for note in h.notes]
         self._cpu_models: CpuModels | None = None
 
     @classmethod
@@ -87,7 +102,9 @@ class DockerBackend(Backend):
                          f"{len(spec.hosts)} hosts")
         hosts, skipped = connect_all(spec.hosts, cpus_per_trial=spec.resources.cpus,
                                      max_parallel=spec.max_parallel,
-                                     skip_unreachable=spec.skip_unreachable)
+                                     skip_unreachable=spec.skip_unreachable,
+                                     gpus_per_trial=spec.resources.gpus,
+                                     memory_per_trial=spec.resources.memory)
         try:
             slots = [h.slots for h in hosts] + [1]  # and the build engine
             check_open_files(files_needed(slots, concurrent_trials=min(
@@ -133,7 +150,7 @@ class DockerBackend(Backend):
                                  SkippedHost(e.host, e.message) for e in self._skipped))
 
     def notes(self) -> list[str]:
-        return list(self._notes)
+        return [*self._placement.notes, *self._notes]
 
     # -- launch ----------------------------------------------------------------------------
     def launch(self, queue: WorkQueue) -> Iterator[TrialResult]:
@@ -146,8 +163,8 @@ class DockerBackend(Backend):
                 if not inflight:
                     if queue.empty() or self._stopping.is_set():
                         return
-                    if not self._healthy():
-                        raise AllWorkersLost(self._down_summary())
+                    if not self._placement.healthy():
+                        raise AllWorkersLost(self._placement.down_summary())
                     time.sleep(min(queue.next_due_in() or IDLE_POLL, IDLE_POLL))
                     continue
                 done, _ = wait(inflight, timeout=IDLE_POLL, return_when=FIRST_COMPLETED)
@@ -158,81 +175,56 @@ class DockerBackend(Backend):
                     result.queued_at = work.queued_at
                     self._observe(slot, result)
                     finished.append(result)
-                # Refill the freed slots before the caller spends time recording results.
+                # Refill the freed slots before the caller spends time recording results
+                # (unless a result reached the sweep's target: then nothing new starts).
+                queue.settle(finished)
                 self._dispatch(queue, pool, inflight)
                 yield from finished
 
     def _dispatch(self, queue: WorkQueue, pool: ThreadPoolExecutor,
                   inflight: dict[Future[TrialResult], tuple[Work, _Slot]]) -> None:
         while not self._stopping.is_set() and len(inflight) < self._max_parallel:
-            slot = self._least_loaded()
-            if slot is None:
+            index = self._placement.pick()
+            if index is None:
                 return
             work = queue.pop_ready()
             if work is None:
                 return
-            slot.running += 1
+            slot = self._slots[index]
+            self._placement.started(index)
             running = Running(slot.host.client.api)
             with self._lock:
                 slot.inflight[work.trial.trial_id] = running
-            inflight[pool.submit(self._run_one, slot, work, running)] = (work, slot)
+                devices = slot.take_gpus(work.trial.trial_id)
+            inflight[pool.submit(self._run_one, slot, work, running, devices)] = (work, slot)
 
-    def _least_loaded(self) -> _Slot | None:
-        free = [s for s in self._slots if not s.down and s.running < s.host.slots]
-        return min(free, key=lambda s: s.running / s.host.slots, default=None)
-
-    def _healthy(self) -> list[_Slot]:
-        return [s for s in self._slots if not s.down]
-
-    def _run_one(self, slot: _Slot, work: Work, running: Running) -> TrialResult:
+    def _run_one(self, slot: _Slot, work: Work, running: Running,
+                 devices: tuple[str, ...] = ()) -> TrialResult:
         assert self._run is not None
         try:
             if self._run.on_start:
                 self._run.on_start(work, slot.host.name)
             argv = self._run.argv(work.trial)
             return run_trial(slot.host.client.api, work.trial, argv, self._run.settings,
-                             host=slot.host.name, attempt=work.attempt, running=running)
+                             host=slot.host.name, attempt=work.attempt, running=running,
+                             devices=devices)
         finally:
             with self._lock:
                 slot.inflight.pop(work.trial.trial_id, None)
                 slot.host.dirty |= running.left
 
     def _observe(self, slot: _Slot, result: TrialResult) -> None:
-        """Track host health: down when it stops answering, quarantined when it keeps
-        failing while other hosts succeed."""
-        slot.running -= 1
-        clock = time.monotonic()
-        if result.status is TrialStatus.SUCCEEDED:
-            slot.streak, slot.last_success = 0, clock
-            return
-        if result.status is TrialStatus.CANCELLED:
-            return
-        if slot.streak == 0:
-            slot.streak_since = clock
-        slot.streak += 1
-        if result.status is TrialStatus.LOST and not slot.down and not self._answers(slot):
-            self._mark_down(slot, f"stopped answering ({result.reason})")
-        others_fine = any(s.last_success > slot.streak_since for s in self._slots
-                          if s is not slot and not s.down)
-        if slot.streak >= QUARANTINE_AFTER and others_fine and not slot.down:
-            self._mark_down(slot, f"quarantined after {slot.streak} failed trials in a row "
-                            "while other hosts succeeded")
-
-    def _answers(self, slot: _Slot) -> bool:
-        return ping(slot.host.client.api)
-
-    def _mark_down(self, slot: _Slot, why: str) -> None:
-        slot.down = why
-        self._notes.append(f"host {slot.host.name} {why}")
-
-    def _down_summary(self) -> str:
-        return "; ".join(f"{s.host.name}: {s.down}" for s in self._slots)
+        """Tell the placement policy; it marks hosts down or quarantines them."""
+        with self._lock:
+            slot.give_back_gpus(result.trial_id)
+        self._placement.finished(slot.index, result.status, lambda: _answers(slot.host),
+                                 result.reason)
 
     def adopt(self, trials: dict[str, Trial]) -> Iterator[TrialResult]:
         """See Backend.adopt: every container labelled with this run, on every host."""
         assert self._run is not None, "setup() first"
         run = self._run
-        healthy = self._healthy()
+        healthy = [self._slots[i] for i in self._placement.healthy()]
         listed = each(lambda s: s.host.client.api.containers(
             all=True, filters={"label": f"{LABEL_RUN}={run.run_id}"}), healthy)
         found = []
@@ -294,11 +286,15 @@ class DockerBackend(Backend):
         if self._run is None:
             return
         label = f"{LABEL_RUN}={self._run.run_id}"
-        volumes = self._run.settings.outputs
+        volumes = self._run.settings.outputs or self._run.settings.params_file
         with self._lock:
             slots = [s for s in self._slots if (s.host.dirty or s.inflight)
-                     and not s.down.startswith("stopped answering")]
+                     and self._placement.answering(s.index)]
         each(lambda s: remove_by_label(s.host.client.api, label, volumes=volumes), slots)
+
+
+def _answers(host: Host) -> bool:
+    return ping(host.client.api)
 
 
 def _stop(running: Running, grace: int) -> None:

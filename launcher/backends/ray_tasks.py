@@ -154,11 +154,13 @@ def _run_cancellable(api: Any, trial: Trial, argv: Argv, settings: ContainerSett
 
     running = Running(api)
     box: list[TrialResult | BaseException] = []
+    # The GPUs Ray gave this task (its num_gpus), so tasks on one node never share one.
+    devices = tuple(str(g) for g in ray.get_gpu_ids()) if settings.resources.gpus else ()
 
     def work() -> None:
         try:
             box.append(run_trial(api, trial, argv, settings, host=host, attempt=attempt,
-                                 running=running))
+                                 running=running, devices=devices))
         except BaseException as e:  # run_trial returns failures; anything else is a bug
             box.append(e)
 

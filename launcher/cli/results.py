@@ -65,6 +65,8 @@ def results_command(run: str, results: str, fmt: str, by: str | None) -> int:
     table = open_results(run, results)
     df = table.by_config() if by else compact(table.df) if fmt == "table" else table.df
     write_frame(df, fmt, sys.stdout)
+    for problem in table.problems():  # on stderr: csv and json stay machine-readable
+        click.echo(f"warning: {problem}", err=True)
     return 0
 
 

@@ -33,10 +33,12 @@ def plan(sweep: str, fmt: str, **kwargs: Any) -> None:
 @click.option("--resume", is_flag=True, help="Continue the newest run of this sweep "
               "under the results root instead of starting a new one.")
 @click.option("--retry-failed", is_flag=True, help="With --resume: run failed trials again.")
+@click.option("--strict-metrics", is_flag=True, help="A trial whose final metrics lack the "
+              "sweep's metric.name fails (same as strict_metrics: true in the file).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
-def run_command(sweep: str, resume: bool, retry_failed: bool, quiet: bool, as_json: bool,
-                **kwargs: Any) -> int:
+def run_command(sweep: str, resume: bool, retry_failed: bool, strict_metrics: bool,
+                quiet: bool, as_json: bool, **kwargs: Any) -> int:
     """Run SWEEP: build the image once, fan trials out, collect one results table.
 
     This is also what `launch SWEEP` does.
@@ -44,6 +46,8 @@ def run_command(sweep: str, resume: bool, retry_failed: bool, quiet: bool, as_js
     from launcher.api import resume_or_run
     from launcher.views import print_run_summary
 
+    if strict_metrics:  # an override like any other, so that resume keeps it
+        kwargs["sets"] = (*kwargs["sets"], "strict_metrics=true")
     spec = load(sweep, kwargs)
     quiet = quiet or as_json
     results = resume_or_run(spec, resume=resume, retry_failed=retry_failed,

@@ -68,12 +68,17 @@ class ImageRecord:
     tag: str | None = None
     digest: str | None = None
     base: str | None = None
+    # issue 13: what the digest covers, with the sha256 of every file of the build context
+    # ({"files": {path: sha256}, "args", "base", "wheels"}), so that resume can name what
+    # changed. None for runs made before it (schema 2 still: an added, optional key).
+    inputs: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
 class MetricRecord:
     name: str
     goal: str = "minimize"
+    target: float | None = None  # metric.target: no new trial after one reaches it
 
 
 @dataclass(frozen=True)
@@ -220,7 +225,9 @@ class Manifest:
         raw = self.attrs.get("metric")
         if not isinstance(raw, dict) or not raw.get("name"):
             return None
-        return MetricRecord(str(raw["name"]), str(raw.get("goal") or "minimize"))
+        target = raw.get("target")
+        return MetricRecord(str(raw["name"]), str(raw.get("goal") or "minimize"),
+                            float(target) if target is not None else None)
 
     @property
     def metric_name(self) -> str | None:
@@ -282,6 +289,11 @@ class Manifest:
     @property
     def stopped_because(self) -> str:
         return str(self.attrs.get("stopped_because") or "")
+
+    @property
+    def target_reached(self) -> str:
+        """Which trial reached ``metric.target`` (empty when none did)."""
+        return str(self.attrs.get("target_reached") or "")
 
     @property
     def notes(self) -> list[str]:

@@ -40,13 +40,16 @@ class TrialRecord:
     finished_at: str | None = None
     duration_s: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # backend provenance (ray node, ...)
+    # issue 13: /outputs was over outputs_limit and its copy is partial. Written only when
+    # true, so records without it (all older ones) read the same.
+    outputs_truncated: bool = False
 
     @classmethod
     def of(cls, result: TrialResult) -> TrialRecord:
         return cls(result.trial_id, result.status, result.reason, result.exit_code,
                    dict(result.metrics), result.host, result.image_id, result.container_id,
                    result.attempt, result.queued_at, result.started_at, result.finished_at,
-                   result.duration_s, dict(result.extra))
+                   result.duration_s, dict(result.extra), result.outputs_truncated)
 
     @classmethod
     def from_json(cls, raw: Any) -> TrialRecord | None:
@@ -63,7 +66,7 @@ class TrialRecord:
                 str(raw.get("image_id") or ""), str(raw.get("container_id") or ""),
                 int(raw.get("attempt") or 1), raw.get("queued_at"), raw.get("started_at"),
                 raw.get("finished_at"), _float(raw.get("duration_s")),
-                dict(raw.get("extra") or {}))
+                dict(raw.get("extra") or {}), raw.get("outputs_truncated") is True)
         except (TypeError, ValueError):
             return None
 
@@ -73,7 +76,8 @@ class TrialRecord:
                 "image_id": self.image_id, "container_id": self.container_id,
                 "attempt": self.attempt, "queued_at": self.queued_at,
                 "started_at": self.started_at, "finished_at": self.finished_at,
-                "duration_s": self.duration_s, "extra": self.extra}
+                "duration_s": self.duration_s, "extra": self.extra,
+                **({"outputs_truncated": True} if self.outputs_truncated else {})}
 
     def line(self) -> str:
         return json.dumps(self.to_json(), ensure_ascii=False, default=str) + "\n"

@@ -53,6 +53,8 @@ class RunDir:
     @classmethod
     def create(cls, results_root: Path, folder: str, run_id: str | None = None) -> RunDir:
         """A new, empty run folder ``results_root/folder/run_id``."""
+        if folder in ("", ".", "..") or "/" in folder or "\\" in folder:
+            raise RunError(f"refusing the run folder name {folder!r}")  # never outside
         path = results_root / folder / (run_id or new_run_id())
         path.mkdir(parents=True, exist_ok=False)
         for sub in SUBFOLDERS:
@@ -89,14 +91,15 @@ class RunDir:
             raise RunError(f"{self._where(SWEEP)} cannot be read ({type(e).__name__})",
                            run=str(self.path), hint="restore it from a backup") from None
 
-    def finish(self, *, state: RunState, stopped_because: str | None,
-               notes: list[str], backend: BackendRecord | None = None) -> Manifest:
+    def finish(self, *, state: RunState, stopped_because: str | None, notes: list[str],
+               target_reached: str | None = None,
+               backend: BackendRecord | None = None) -> Manifest:
         """Record how the run ended in its manifest; returns the new manifest. ``backend``:
         the workers as known at the end (CPU models read during the run)."""
         extra = backend.to_json() if backend is not None else {}
         manifest = self.manifest().finished(state=state, at=now("seconds"),
                                             stopped_because=stopped_because, notes=notes,
-                                            **extra)
+                                            target_reached=target_reached, **extra)
         self.write_manifest(manifest)
         return manifest
 

@@ -40,9 +40,10 @@ def test_200_hosts_with_two_failing_mid_sweep_and_one_unreachable(
     monkeypatch.setattr("launcher.hosts.API_TIMEOUT", 4)
     monkeypatch.setattr("launcher.container.WAIT_SLICE", 1.0)
     monkeypatch.setattr("launcher.engine.PING_TIMEOUT", 1.0)
-    special = {"sim-7": {"fault": "stop", "fault_after_creates": 2},   # dies mid-sweep
-               "sim-8": {"fault": "hang", "fault_after_creates": 2},   # freezes mid-sweep
-               "sim-9": {"fault": "stop"}}                             # never answers
+    special: dict[str, dict[str, Any]] = {
+        "sim-7": {"fault": "stop", "fault_after_creates": 2},  # dies mid-sweep
+        "sim-8": {"fault": "hang", "fault_after_creates": 2},  # freezes mid-sweep
+        "sim-9": {"fault": "stop"}}  # never answers
     with SimEngines(tmp_path, hosts=200, ncpu=2, duration=0.2, preload="all",
                     special=special) as sim:
         monkeypatch.setenv("DOCKER_HOST", sim.url("sim-0"))

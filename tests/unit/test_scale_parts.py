@@ -49,8 +49,13 @@ def test_progress_shows_at_most_20_hosts_and_sums_up_the_rest() -> None:
 
 def test_progress_costs_the_same_per_result_whatever_the_hosts(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    renders = []
-    monkeypatch.setattr(Progress, "_render", lambda self: renders.append(1) or "")
+    renders: list[int] = []
+
+    def render(self: Progress) -> str:
+        renders.append(1)
+        return ""
+
+    monkeypatch.setattr(Progress, "_render", render)
     view = Progress(5000, [f"h{i}" for i in range(1000)], mode="quiet")
     view.mode = "rich"  # results must not draw: rich redraws on its own clock
     started = time.perf_counter()
