@@ -46,6 +46,7 @@ class CpuModels:
                 self._groups.setdefault(engine or host.spec.url, []).append(host)
         self._image_id, self._run_id = image_id, run_id
         self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
 
     @property
     def engines(self) -> int:
@@ -57,6 +58,13 @@ class CpuModels:
             self._thread = threading.Thread(target=self._read_all, name="cpu-models",
                                             daemon=True)
             self._thread.start()
+
+    def stop(self, timeout: float) -> None:
+        """Start no more probes and wait up to ``timeout`` seconds for those running (before
+        teardown: a probe created after it would be left behind)."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
 
     def finish(self, timeout: float) -> None:
         """Wait up to ``timeout`` seconds; what is not read by then stays unknown."""
@@ -71,6 +79,9 @@ class CpuModels:
         from launcher.parallel import each
 
         def read(group: list[Host]) -> None:
+            if self._stopping.is_set():
+                return
+            group[0].dirty = True  # its probe container may be left there: teardown looks
             model = probe(group[0], self._image_id, self._run_id)
             for host in group:
                 host.info["cpu_model"] = model
@@ -110,11 +121,12 @@ def save_cache(found: dict[str, str]) -> None:
 
 
 def probe(host: Host, image_id: str, run_id: str) -> str:
-    """The CPU model seen by a throwaway, hardened container on ``host``."""
+    """The CPU model seen by a throwaway, hardened container on ``host`` (the caller
+    marks the host dirty first: teardown looks for a probe left behind)."""
     from launcher.engine import container_logs
 
     api = host.client.api
-    cid, left = "", True
+    cid = ""
     try:
         cid = api.create_container(
             image_id, entrypoint=["cat", "/proc/cpuinfo"], network_disabled=True,
@@ -131,5 +143,3 @@ def probe(host: Host, image_id: str, run_id: str) -> str:
         if cid:
             with contextlib.suppress(Exception):
                 api.remove_container(cid, force=True)
-                left = False
-        host.dirty |= left

@@ -285,6 +285,8 @@ class DockerBackend(Backend):
         1,000 hosts that is none, instead of a round trip or two to each."""
         if self._run is None:
             return
+        if self._cpu_models is not None:
+            self._cpu_models.stop(CPU_MODEL_WAIT)
         label = f"{LABEL_RUN}={self._run.run_id}"
         volumes = self._run.settings.outputs or self._run.settings.params_file
         with self._lock:
