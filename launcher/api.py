@@ -50,9 +50,9 @@ class RunResults:
     @property
     def df(self) -> pd.DataFrame:
         if self._df is None:
-            from launcher.results import build_table
+            from launcher.results import load_table
 
-            self._df = build_table(RunDir(self.run_dir))
+            self._df = load_table(RunDir(self.run_dir))
         df: pd.DataFrame = self._df
         return df
 
@@ -300,7 +300,8 @@ def finish_run(run: RunDir, backend: Backend, outcome: Outcome | None) -> pd.Dat
         state = RunState.STOPPED if why else RunState.FINISHED
     try:
         run.finish(state=state, stopped_because=why, notes=backend.notes(),
-                   target_reached=outcome.target_reached or None if outcome else None)
+                   target_reached=outcome.target_reached or None if outcome else None,
+                   backend=backend.describe(final=True))
     except LauncherError:
         return None  # the manifest itself is unreadable: nothing more can be said
     return write_tables(run)

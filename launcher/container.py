@@ -9,7 +9,6 @@ only when the sweep asks for outputs.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
 import time
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from launcher import defaults
 from launcher.clock import from_docker, now, seconds_since_docker
-from launcher.engine import WAIT_SLICE, short_error
+from launcher.engine import WAIT_SLICE, container_logs, ping, short_error
 from launcher.outputs import copy_outputs, metrics_from_tar
 from launcher.runtime import HOME, device_requests, tmpfs_options
 from launcher.sections import Resources
@@ -117,6 +116,7 @@ class Running:
     api: Any
     container_id: str = ""
     cancelled: threading.Event = field(default_factory=threading.Event)
+    left: bool = False  # a container of this trial may still be on the engine
     params_volume: str = ""  # removed after the container
     on_created: Callable[[str], None] | None = None  # told the container's id once it exists
 
@@ -131,6 +131,7 @@ def run_trial(api: docker.APIClient, trial: Trial, argv: Argv, settings: Contain
     running = running or Running(api)
 
     def steps() -> None:
+        running.left = True  # from here on, until it is removed
         if settings.params_file:
             from launcher.paramsfile import create_params_volume
 
@@ -196,6 +197,7 @@ def _guarded(api: Any, result: TrialResult, running: Running,
     import docker.errors
     import requests.exceptions
 
+    unreachable = False
     try:
         steps()
     except Cancelled:
@@ -203,15 +205,17 @@ def _guarded(api: Any, result: TrialResult, running: Running,
     except docker.errors.APIError as e:
         _engine_error(result, e, running)
     except (requests.exceptions.RequestException, OSError) as e:
+        unreachable = True  # a removal would wait for the client timeout: teardown does it
         result.status = TrialStatus.CANCELLED if running.cancelled.is_set() else TrialStatus.LOST
         result.reason = f"host {result.host} stopped answering: {type(e).__name__}"
     finally:
-        if running.container_id:
-            _remove(api, running.container_id)
-        if running.params_volume:
+        if running.container_id and not unreachable:
+            running.left = not _remove(api, running.container_id)
+        if running.params_volume and not unreachable:
             from launcher.paramsfile import remove_params_volume
 
             remove_params_volume(api, running.params_volume)
+            running.left = True  # its removal is not confirmed: teardown looks
     return result
 
 
@@ -235,6 +239,8 @@ def _wait(api: Any, cid: str, settings: ContainerSettings, result: TrialResult,
         except Exception as e:
             if not _is_read_timeout(e):
                 raise
+            if not ping(api):  # a frozen engine would keep this wait open for ever
+                raise ConnectionError("the engine stopped answering") from e
     api.stop(cid, timeout=int(settings.stop_grace))  # the engine kills after the grace
     result.status = TrialStatus.TIMED_OUT
     return int(api.wait(cid, timeout=60)["StatusCode"])
@@ -249,7 +255,7 @@ def _is_read_timeout(e: Exception) -> bool:
 
 
 def _collect(api: Any, cid: str, settings: ContainerSettings, result: TrialResult) -> None:
-    stream = api.logs(cid, stdout=True, stderr=True, stream=True, follow=False)
+    stream = container_logs(api, cid)
     log, truncated = capped_text(stream, settings.log_limit)
     result.log = log + (f"\n[launcher: log truncated to {settings.log_limit} bytes]\n"
                         if truncated else "")
@@ -298,9 +304,13 @@ def _engine_error(result: TrialResult, e: Exception, running: Running) -> None:
         result.status, result.reason = TrialStatus.FAILED, f"engine refused: {explanation}"
 
 
-def _remove(api: Any, cid: str) -> None:
-    with contextlib.suppress(Exception):
+def _remove(api: Any, cid: str) -> bool:
+    """Remove a container and its anonymous volumes; False when that failed."""
+    try:
         api.remove_container(cid, v=True, force=True)
+    except Exception:  # left for teardown, which finds it by label
+        return False
+    return True
 
 
 def capped_text(chunks: Iterable[bytes], limit: int) -> tuple[str, bool]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from launcher.errors import HostError
@@ -25,9 +24,14 @@ class HostReport:
 
 
 def check_hosts(spec: SweepSpec, image: BuiltImage | None) -> list[HostReport]:
-    """One report per host of ``spec``, checked concurrently; never raises for a host."""
-    with ThreadPoolExecutor(max_workers=max(1, len(spec.hosts))) as pool:
-        return list(pool.map(lambda h: _check(h, spec, image), spec.hosts))
+    """One report per host of ``spec``, at most HOST_WORKERS at once; never raises for a
+    host."""
+    from launcher.parallel import each
+
+    reports = each(lambda h: _check(h, spec, image), spec.hosts)
+    return [r if isinstance(r, HostReport) else HostReport(h.name, h.url, reachable=False,
+                                                            problem=str(r))
+            for h, r in zip(spec.hosts, reports, strict=True)]
 
 
 def _check(host_spec: HostSpec, spec: SweepSpec, image: BuiltImage | None) -> HostReport:

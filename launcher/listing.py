@@ -7,7 +7,6 @@ is still writing to it.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,16 +15,7 @@ from typing import TYPE_CHECKING, Any
 from launcher.clock import parse_time, short_time
 from launcher.defaults import RESULTS_ROOT
 from launcher.errors import LauncherError, UsageError
-from launcher.store import (
-    RunDir,
-    RunState,
-    StartedEntry,
-    TrialRecord,
-    best_records,
-    find_run,
-    iter_runs,
-    still_to_run,
-)
+from launcher.store import RETRYABLE, RunDir, RunState, StartedEntry, find_run, iter_runs
 from launcher.trial import TrialStatus
 
 if TYPE_CHECKING:
@@ -49,16 +39,26 @@ def list_runs(results_root: str | Path = RESULTS_ROOT) -> pd.DataFrame:
 def _run_row(run: RunDir) -> dict[str, Any]:
     try:
         manifest = run.manifest()
-        planned = len(run.plan())
+        planned, succeeded = _counts(run)
     except LauncherError:
         return {"sweep": run.path.parent.name, "run_id": run.run_id, "state": "unreadable"}
-    records = run.best()
-    succeeded = sum(r.status is TrialStatus.SUCCEEDED for r in records.values())
     hosts = [h.name or h.url for h in manifest.hosts]
     return {"sweep": manifest.sweep or run.path.parent.name, "run_id": run.run_id,
             "date": short_time(manifest.created_at), "state": str(run.state(manifest)),
             "trials": planned, "succeeded": succeeded, "image_id": short_image(manifest.image.id),
             "hosts": ",".join(hosts)}
+
+
+def _counts(run: RunDir) -> tuple[int, int]:
+    """Planned and succeeded trials: one column of the cached table of a finished run,
+    else the plan and the records."""
+    from launcher import tablecache
+
+    cached = tablecache.read(run, columns=["status"])
+    if cached is not None:
+        return len(cached), int((cached["status"] == str(TrialStatus.SUCCEEDED)).sum())
+    records = run.best()
+    return len(run.plan()), sum(r.status is TrialStatus.SUCCEEDED for r in records.values())
 
 
 def short_image(image_id: str | None) -> str:
@@ -138,35 +138,69 @@ class RunStatus:
 
 def run_status(run: str | Path, results_root: str | Path = RESULTS_ROOT) -> RunStatus:
     """How far a run (a run directory or a run reference) has got."""
+    import pandas as pd
+
     run_dir = find_run(str(run), Path(results_root))
     manifest = run_dir.manifest()
-    all_records = run_dir.records()
-    best = best_records(all_records)
-    records = list(best.values())
     state = run_dir.state(manifest)
-    ids = run_dir.plan().trial_ids()
-    counts = Counter(str(best[t].status) if t in best else str(TrialStatus.NOT_STARTED)
-                     for t in ids)
-    starts = [t for t in (parse_time(r.started_at) for r in records) if t]
-    finishes = [t for t in (parse_time(r.finished_at) for r in records) if t]
+    trials = trial_statuses(run_dir)
+    status = trials["status"]
+    final = status.isin(FINAL)
+    done = trials[status != str(TrialStatus.NOT_STARTED)]
+    starts = pd.to_datetime(done["started_at"], utc=True, errors="coerce", format="ISO8601")
+    ends = pd.to_datetime(done["finished_at"], utc=True, errors="coerce", format="ISO8601")
     return RunStatus(
         run_dir.path, str(state), run_dir.holder() if state is RunState.RUNNING else "",
-        len(ids), dict(counts), len(still_to_run(ids, best)),
-        len(still_to_run(ids, best, retry_failed=True)),
-        tuple(run_dir.running(all_records)), manifest.slots, per_host_table(records),
-        min(starts, default=None), max(finishes, default=None))
+        len(trials), {str(k): int(v) for k, v in status.value_counts().items()},
+        int((~final).sum()), int((~final | status.isin(RETRY)).sum()),
+        tuple(run_dir.running()) if state is RunState.RUNNING else (), manifest.slots,
+        per_host_table(done), _moment(starts.min()), _moment(ends.max()))
 
 
-def per_host_table(records: list[TrialRecord]) -> pd.DataFrame:
+# What `launch resume` leaves alone (a final status), and what --retry-failed reruns:
+# the same sets as store.still_to_run, applied to a column.
+FINAL = frozenset(str(s) for s in TrialStatus if s.terminal)
+RETRY = frozenset(str(s) for s in RETRYABLE)
+STATUS_COLUMNS = ["status", "host", "duration_s", "started_at", "finished_at"]
+
+
+def trial_statuses(run: RunDir) -> pd.DataFrame:
+    """One row per planned trial (STATUS_COLUMNS): columns of the cached table of a
+    finished run, else the plan joined with the best records."""
+    import pandas as pd
+
+    from launcher import tablecache
+
+    cached = tablecache.read(run, columns=STATUS_COLUMNS)
+    if cached is not None:
+        return cached
+    best = run.best()
+    rows = [best.get(t) for t in run.plan().trial_ids()]
+    return pd.DataFrame(
+        {"status": [str(r.status) if r else str(TrialStatus.NOT_STARTED) for r in rows],
+         "host": [r.host if r else None for r in rows],
+         "duration_s": [r.duration_s if r else None for r in rows],
+         "started_at": [r.started_at if r else None for r in rows],
+         "finished_at": [r.finished_at if r else None for r in rows]}, columns=STATUS_COLUMNS)
+
+
+def _moment(value: Any) -> datetime | None:
+    import pandas as pd
+
+    return None if value is None or pd.isna(value) else value.to_pydatetime()
+
+
+def per_host_table(done: pd.DataFrame) -> pd.DataFrame:
     """Finished trials per host: counts per status, mean duration, last finish time."""
     import pandas as pd
 
-    if not records:
+    if not len(done):
         return pd.DataFrame(columns=["host", "finished"])
-    df = pd.DataFrame([{"host": r.host or "(none)", "status": str(r.status),
-                        "duration_s": r.duration_s,
-                        "finished_at": short_time(r.finished_at)[11:]}
-                       for r in records])
+    df = pd.DataFrame({"host": done["host"].fillna("").replace("", "(none)"),
+                       "status": done["status"].astype(str),
+                       "duration_s": pd.to_numeric(done["duration_s"], errors="coerce"),
+                       "finished_at": done["finished_at"].fillna("").astype(str)
+                       .str.replace("T", " ").str.slice(11, 19)})
     counts = pd.crosstab(df["host"], df["status"])
     out = counts.sum(axis=1).to_frame("finished").join(counts)
     grouped = df.groupby("host")

@@ -44,7 +44,7 @@ LAUNCHER_KEYS = ("image", "replicas", "seed", "seed_mode", "hosts", "backend", "
                  "resources", "timeout", "deadline", "stop_grace", "retries",
                  "no_retry_exit_codes", "max_consecutive_failures", "network", "env",
                  "outputs", "results", "max_parallel", "mounts", "user", "log_limit",
-                 "outputs_limit", "strict_metrics")
+                 "outputs_limit", "strict_metrics", "skip_unreachable")
 TOP_KEYS = (*WANDB_KEYS, *SERVICE_KEYS, *LAUNCHER_KEYS)
 
 
@@ -65,6 +65,7 @@ class SweepSpec:
     seed: int = defaults.SEED
     seed_mode: str = defaults.SEED_MODE
     hosts: tuple[HostSpec, ...] = (HostSpec("local", "local"),)
+    skip_unreachable: bool = False  # leave out hosts that do not answer (and say so)
     backend: str = "docker"
     ray: RaySection = field(default_factory=RaySection)
     resources: Resources = field(default_factory=Resources)
@@ -226,6 +227,8 @@ def _launcher_keys(reader: Reader, data: dict[str, Any], source: str | None) -> 
                                    ("distinct", "fixed")),
         "hosts": parse_hosts(reader, data["hosts"], ("hosts",), base) if "hosts" in data
         else (HostSpec("local", "local"),),
+        "skip_unreachable": reader.boolean(data.get("skip_unreachable", False),
+                                           ("skip_unreachable",)),
         "backend": reader.choice(data.get("backend", "docker"), ("backend",),
                                  ("docker", "ray")),
         "ray": _ray(reader, data.get("ray")),

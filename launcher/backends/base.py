@@ -165,8 +165,9 @@ class Backend(ABC):
         default adopts nothing; leftovers are then removed by ``teardown``."""
         return iter(())
 
-    def describe(self) -> BackendRecord:
-        """Provenance of the workers for the manifest."""
+    def describe(self, *, final: bool = False) -> BackendRecord:
+        """Provenance of the workers for the manifest (``final``: at the end of the run,
+        with what was learned meanwhile)."""
         return BackendRecord(self.name)
 
     def workers(self) -> list[str]:

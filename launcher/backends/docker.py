@@ -8,7 +8,10 @@ One shared queue feeds the slots; each trial goes to the least-loaded healthy ho
 a global max_parallel caps the total. A host that stops answering is marked down and
 its trials come back as ``lost`` (the caller requeues them); a host that keeps failing
 trials while others succeed is quarantined. GPUs: each slot of a host owns its own
-device IDs (see :mod:`launcher.gpus`), passed to the engine as a device request.
+device IDs (see :mod:`launcher.gpus`), passed to the engine as a device request. Hosts
+left out because they did not answer (``skip_unreachable``) are named in the manifest
+and the summary. Per-host work (connecting, checking the image, teardown) runs on a
+bounded pool; the CPU model of remote engines is read in the background, once per engine.
 """
 
 from __future__ import annotations
@@ -26,16 +29,20 @@ from launcher import defaults
 from launcher.backends.base import AllWorkersLost, Backend, RunContext, Work, WorkQueue
 from launcher.backends.placement import Placement
 from launcher.container import Running, adopt_trial, run_trial
-from launcher.engine import remove_by_label
-from launcher.hosts import Host, probe_cpu_model
+from launcher.cpumodel import CpuModels
+from launcher.engine import ping, remove_by_label
+from launcher.errors import HostError
+from launcher.hosts import Host
 from launcher.image import BuiltImage
-from launcher.store.manifest import BackendRecord
+from launcher.parallel import each
+from launcher.store.manifest import BackendRecord, SkippedHost
 from launcher.trial import LABEL_RUN, LABEL_TRIAL, Trial, TrialResult
 
 if TYPE_CHECKING:
     from launcher.spec import SweepSpec
 
 IDLE_POLL = 0.5
+CPU_MODEL_WAIT = 10.0  # seconds the final manifest waits for CPU models still being read
 
 
 @dataclass
@@ -68,7 +75,8 @@ class DockerBackend(Backend):
     name = "docker"
 
     def __init__(self, hosts: list[Host], max_parallel: int | None = None,
-                 source: Host | None = None, owns_connections: bool = False) -> None:
+                 source: Host | None = None, owns_connections: bool = False,
+                 skipped: list[HostError] | None = None) -> None:
         self._slots = [_Slot(i, h) for i, h in enumerate(hosts)]
         self._placement = Placement([(h.name, h.slots) for h in hosts])
         self._source = source or hosts[0]
@@ -79,19 +87,30 @@ class DockerBackend(Backend):
         self._lock = threading.Lock()
         self._run: RunContext | None = None
         self._image: BuiltImage | None = None
-        self._notes: list[str] = [note for h in hosts for note in h.notes]
+        self._skipped = list(skipped or [])
+        self._notes: list[str] = [f"host {e.host} left out: {e.message}" for e in skipped or []]
+        self._notes += [note for h in hosts for note in h.notes]
+        self._cpu_models: CpuModels | None = None
 
     @classmethod
     def from_spec(cls, spec: SweepSpec) -> DockerBackend:
         """Connect every host of the sweep; the image is built on the local engine when
         it is one of them or answers, else on the first host."""
         from launcher.hosts import connect_all, connect_local
+        from launcher.limits import check_open_files, files_needed
 
-        hosts = connect_all(spec.hosts, cpus_per_trial=spec.resources.cpus,
-                            max_parallel=spec.max_parallel,
-                            gpus_per_trial=spec.resources.gpus,
-                            memory_per_trial=spec.resources.memory)
+        check_open_files(files_needed([0] * len(spec.hosts)), f"connecting to "
+                         f"{len(spec.hosts)} hosts")
+        hosts, skipped = connect_all(spec.hosts, cpus_per_trial=spec.resources.cpus,
+                                     max_parallel=spec.max_parallel,
+                                     skip_unreachable=spec.skip_unreachable,
+                                     gpus_per_trial=spec.resources.gpus,
+                                     memory_per_trial=spec.resources.memory)
         try:
+            slots = [h.slots for h in hosts] + [1]  # and the build engine
+            check_open_files(files_needed(slots, concurrent_trials=min(
+                spec.max_parallel or sum(slots), sum(slots)), outputs=spec.outputs),
+                f"a run over {len(hosts)} hosts with {sum(slots) - 1} slots")
             builder = next((h for h in hosts if h.spec.url == "local"), None) \
                 or connect_local(cpus_per_trial=spec.resources.cpus, required=False) \
                 or hosts[0]
@@ -99,7 +118,7 @@ class DockerBackend(Backend):
             for host in hosts:
                 host.close()
             raise
-        return cls(hosts, spec.max_parallel, builder, owns_connections=True)
+        return cls(hosts, spec.max_parallel, builder, owns_connections=True, skipped=skipped)
 
     def builder(self) -> Host:
         return self._source
@@ -116,15 +135,20 @@ class DockerBackend(Backend):
         self._image, self._run = image, run
         hosts = [s.host for s in self._slots]
         ensure_image_on_hosts(image, self._source, hosts)
-        with ThreadPoolExecutor(max_workers=len(hosts)) as pool:
-            list(pool.map(lambda h: probe_cpu_model(h, image.id), hosts))
+        self._cpu_models = CpuModels(hosts, image.id, run.run_id)
+        self._cpu_models.start()  # off the critical path: trials start meanwhile
 
     def workers(self) -> list[str]:
         return [s.host.name for s in self._slots]
 
-    def describe(self) -> BackendRecord:
+    def describe(self, *, final: bool = False) -> BackendRecord:
+        """The hosts (with ``final``, their CPU models, read meanwhile) and the hosts left
+        out, for the manifest."""
+        if final and self._cpu_models is not None:
+            self._cpu_models.finish(CPU_MODEL_WAIT)
         return BackendRecord(self.name, tuple(s.host.describe() for s in self._slots),
-                             self._max_parallel)
+                             self._max_parallel, skipped=tuple(
+                                 SkippedHost(e.host, e.message) for e in self._skipped))
 
     def notes(self) -> list[str]:
         return [*self._placement.notes, *self._notes]
@@ -193,6 +217,7 @@ class DockerBackend(Backend):
         finally:
             with self._lock:
                 slot.inflight.pop(work.trial.trial_id, None)
+                slot.host.dirty |= running.left
 
     def _observe(self, slot: _Slot, result: TrialResult) -> None:
         """Tell the placement policy; it marks hosts down or quarantines them."""
@@ -206,8 +231,14 @@ class DockerBackend(Backend):
         assert self._run is not None, "setup() first"
         run = self._run
         healthy = [self._slots[i] for i in self._placement.healthy()]
-        found = [(slot, c) for slot in healthy for c in slot.host.client.api.containers(
-            all=True, filters={"label": f"{LABEL_RUN}={run.run_id}"})]
+        listed = each(lambda s: s.host.client.api.containers(
+            all=True, filters={"label": f"{LABEL_RUN}={run.run_id}"}), healthy)
+        found = []
+        for slot, containers in zip(healthy, listed, strict=True):
+            if isinstance(containers, BaseException):
+                raise containers
+            found += [(slot, c) for c in containers]
+            slot.host.dirty |= bool(containers)
         if not found:
             return
         with ThreadPoolExecutor(max_workers=min(len(found), 16)) as pool:
@@ -221,9 +252,13 @@ class DockerBackend(Backend):
                    trials: dict[str, Trial]) -> TrialResult | None:
         assert self._run is not None
         api = slot.host.client.api
-        trial = trials.get((container.get("Labels") or {}).get(LABEL_TRIAL, ""))
-        if trial is None:  # not a trial of this plan: nothing to adopt
-            api.remove_container(container["Id"], v=True, force=True)
+        label = (container.get("Labels") or {}).get(LABEL_TRIAL)
+        if label is None:  # not a trial (a CPU-model probe, maybe this run's own, running)
+            return None  # teardown removes it by the run's label
+        trial = trials.get(label)
+        if trial is None:  # a trial this plan does not have: nothing to adopt
+            with contextlib.suppress(Exception):  # it may be gone already
+                api.remove_container(container["Id"], v=True, force=True)
             return None
         running = Running(api, container_id=container["Id"])
         with self._lock:
@@ -237,31 +272,37 @@ class DockerBackend(Backend):
 
     # -- stopping --------------------------------------------------------------------------
     def cancel(self) -> None:
-        """Stop starting trials; stop running containers (grace, then kill)."""
+        """Stop starting trials; stop running containers (grace, then kill), on a bounded
+        pool of threads (safe from any thread; returns at once)."""
         self._stopping.set()
         grace = int(self._run.settings.stop_grace if self._run else defaults.STOP_GRACE)
         with self._lock:
             running = [r for s in self._slots for r in s.inflight.values()]
         for r in running:
             r.cancelled.set()
-            threading.Thread(target=_stop, args=(r, grace), daemon=True).start()
+        if running:
+            threading.Thread(target=each, args=(lambda r: _stop(r, grace), running),
+                             daemon=True, name="stop-trials").start()
 
     def teardown(self) -> None:
-        """Remove every container of this run that is still on a host (by label)."""
+        """Remove every container (and /outputs volume) of this run still on a host, by
+        label, at most HOST_WORKERS hosts at once. Only hosts where a container may be
+        left are asked (one whose removal failed, or still running): on a clean run of
+        1,000 hosts that is none, instead of a round trip or two to each."""
         if self._run is None:
             return
-        for slot in self._slots:
-            if not self._placement.answering(slot.index):
-                continue
-            remove_by_label(slot.host.client.api, f"{LABEL_RUN}={self._run.run_id}")
+        if self._cpu_models is not None:
+            self._cpu_models.stop(CPU_MODEL_WAIT)
+        label = f"{LABEL_RUN}={self._run.run_id}"
+        volumes = self._run.settings.outputs or self._run.settings.params_file
+        with self._lock:
+            slots = [s for s in self._slots if (s.host.dirty or s.inflight)
+                     and self._placement.answering(s.index)]
+        each(lambda s: remove_by_label(s.host.client.api, label, volumes=volumes), slots)
 
 
 def _answers(host: Host) -> bool:
-    try:
-        host.client.api.ping()
-        return True
-    except Exception:  # any failure to answer means down
-        return False
+    return ping(host.client.api)
 
 
 def _stop(running: Running, grace: int) -> None:

@@ -26,6 +26,7 @@ from launcher.store.manifest import (
     Manifest,
     MetricRecord,
     RunState,
+    SkippedHost,
 )
 from launcher.store.plan_file import PlanFile, PlannedTrial
 from launcher.store.records import RETRYABLE, TrialRecord, best_records, still_to_run
@@ -34,7 +35,7 @@ from launcher.store.started import STARTED, StartedEntry, StartedLog
 
 __all__ = ["MANIFEST", "PLAN", "RECORDS", "RETRYABLE", "SCHEMA_VERSION", "STARTED", "SWEEP",
            "BackendRecord", "HostRecord", "ImageRecord", "Manifest", "MetricRecord",
-           "PlanFile", "PlannedTrial", "RunDir", "RunState", "StartedEntry", "StartedLog",
-           "TrialRecord", "atomic_write", "best_records", "extract_outputs", "find_run",
-           "iter_runs", "new_run_id", "newest_run_of_file", "runs_of_sweep",
+           "PlanFile", "PlannedTrial", "RunDir", "RunState", "SkippedHost", "StartedEntry",
+           "StartedLog", "TrialRecord", "atomic_write", "best_records", "extract_outputs",
+           "find_run", "iter_runs", "new_run_id", "newest_run_of_file", "runs_of_sweep",
            "safe_trial_id", "still_to_run", "write_json"]

@@ -82,6 +82,14 @@ class MetricRecord:
 
 
 @dataclass(frozen=True)
+class SkippedHost:
+    """A host of the sweep left out of the run (``skip_unreachable``), and why."""
+
+    name: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
 class BackendRecord:
     """What a backend tells the manifest about its workers."""
 
@@ -89,6 +97,7 @@ class BackendRecord:
     hosts: tuple[HostRecord, ...] = ()
     max_parallel: int | None = None
     ray: dict[str, Any] | None = None  # address, version, nodes: provenance only
+    skipped: tuple[SkippedHost, ...] = ()  # issue 16: hosts left out ("skipped_hosts")
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"backend": self.name,
@@ -96,6 +105,8 @@ class BackendRecord:
                                "max_parallel": self.max_parallel}
         if self.ray is not None:
             out["ray"] = self.ray
+        if self.skipped:
+            out["skipped_hosts"] = [dataclasses.asdict(h) for h in self.skipped]
         return out
 
 
@@ -263,6 +274,11 @@ class Manifest:
         if limit and hosts:
             return max(1, min(limit, hosts))
         return max(1, limit or hosts or 1)
+
+    @property
+    def skipped_hosts(self) -> tuple[SkippedHost, ...]:
+        """Hosts of the sweep that did not answer and were left out."""
+        return tuple(from_fields(SkippedHost, h) for h in self.attrs.get("skipped_hosts") or [])
 
     def host_specs(self) -> list[HostSpec]:
         """How to reach the run's hosts again (the local engine for a Ray run)."""

@@ -17,7 +17,7 @@ from launcher.clock import now
 from launcher.errors import RunError
 from launcher.store.files import append_line, atomic_write, extract_outputs, safe_trial_id
 from launcher.store.files import write_json as _write_json
-from launcher.store.manifest import Manifest, RunState
+from launcher.store.manifest import BackendRecord, Manifest, RunState
 from launcher.store.plan_file import PlanFile
 from launcher.store.records import TrialRecord, best_records, parse_records
 from launcher.store.started import STARTED, StartedEntry, StartedLog, parse_started, still_running
@@ -93,11 +93,14 @@ class RunDir:
                            run=str(self.path), hint="restore it from a backup") from None
 
     def finish(self, *, state: RunState, stopped_because: str | None, notes: list[str],
-               target_reached: str | None = None) -> Manifest:
-        """Record how the run ended in its manifest; returns the new manifest."""
+               target_reached: str | None = None,
+               backend: BackendRecord | None = None) -> Manifest:
+        """Record how the run ended in its manifest; returns the new manifest. ``backend``:
+        the workers as known at the end (CPU models read during the run)."""
+        extra = backend.to_json() if backend is not None else {}
         manifest = self.manifest().finished(state=state, at=now("seconds"),
                                             stopped_because=stopped_because, notes=notes,
-                                            target_reached=target_reached)
+                                            target_reached=target_reached, **extra)
         self.write_manifest(manifest)
         return manifest
 
