@@ -7,14 +7,14 @@ STAMP := $(VENV)/.installed
 LAUNCH := $(VENV)/bin/launch
 DEMO_REPLICAS ?= 100
 
-.PHONY: demo test venv docker base-image test-hosts test-hosts-down ray-cluster browser lint unit bench clean-venv
+.PHONY: demo test venv docker base-image test-hosts test-hosts-down ray-cluster browser lint unit bench clean-venv wandb-sweeps
 
 ## demo: the main job: 100 replicas of the training image on the local Docker engine
 demo: venv docker base-image
 	$(LAUNCH) experiments/replicas.yaml --replicas $(DEMO_REPLICAS)
 
 ## test: lint, type-check and the whole test suite against real Docker engines and Ray
-test: lint docker base-image test-hosts browser
+test: lint docker base-image test-hosts browser wandb-sweeps
 	$(VENV)/bin/pytest
 
 venv: $(STAMP)
@@ -22,7 +22,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[dev,ray]'
+	$(VENV)/bin/pip install -q -e '.[dev,ray,mlflow]'
 	@touch $(STAMP)
 
 docker:
@@ -40,6 +40,9 @@ ray-cluster: venv test-hosts
 test-hosts-down:
 	@scripts/test-hosts.sh down
 
+wandb-sweeps:
+	@scripts/wandb-sweeps-venv.sh
+
 browser:
 	@scripts/ensure-browser.sh
 
@@ -48,7 +51,7 @@ lint: venv
 	$(VENV)/bin/ruff check launcher tests experiments benchmarks
 	$(VENV)/bin/mypy --strict launcher tests
 	@scripts/ensure-shellcheck.sh
-	shellcheck -x scripts/*.sh .ci/run
+	shellcheck -x scripts/*.sh launcher/data/*.sh .ci/run
 
 ## unit: the tests that need no Docker engine
 unit: venv

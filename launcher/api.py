@@ -30,10 +30,11 @@ from launcher.secrets import Masker
 from launcher.sections import HostSpec
 from launcher.spec import SweepSpec, load_sweep
 from launcher.store import PlanFile, RunDir, RunState, new_run_id
-from launcher.trial import Trial, TrialStatus
+from launcher.trial import Trial
 
 if TYPE_CHECKING:
     import pandas as pd
+
 
 
 @dataclass
@@ -53,9 +54,9 @@ class RunResults:
     @property
     def df(self) -> pd.DataFrame:
         if self._df is None:
-            from launcher.results import build_table
+            from launcher.results import load_table
 
-            self._df = build_table(RunDir(self.run_dir))
+            self._df = load_table(RunDir(self.run_dir))
         df: pd.DataFrame = self._df
         return df
 
@@ -70,12 +71,19 @@ class RunResults:
 
     @property
     def ok(self) -> bool:
-        return bool((self.df["status"] == str(TrialStatus.SUCCEEDED)).all()) and \
-            not self.stopped
+        done = {"succeeded", "not_started"} if self.target_reached else {"succeeded"}
+        # after metric.target, trials left unstarted are fine
+        return bool(self.df["status"].isin(done).all()) and not self.stopped
+
+    @property
+    def target_reached(self) -> str:
+        """Which trial reached ``metric.target`` (empty when none did)."""
+        return self.outcome.target_reached if self.outcome else ""
 
     @property
     def exit_code(self) -> int:
-        """130 when interrupted, 0 when every trial succeeded, else 1."""
+        """130 when interrupted, 0 when every trial succeeded (or the target was
+        reached), else 1."""
         if self.interrupted:
             return EXIT_INTERRUPTED
         return EXIT_OK if self.ok else EXIT_FAILURE
@@ -93,10 +101,12 @@ def resolve_spec(sweep: str | Path | SweepSpec, overrides: Overrides | None = No
 
 def run_sweep(sweep: str | Path | SweepSpec, overrides: Overrides | None = None, *,
               progress: str = "quiet", on_line: LineSink | None = None,
-              **simple: Any) -> RunResults:
+              on_run: LineSink | None = None, **simple: Any) -> RunResults:
     """Run a sweep end to end. ``simple`` takes Overrides fields (replicas=30, ...).
 
-    ``progress`` is "auto", "rich", "plain" or "quiet" (the default for library use).
+    ``progress`` is "auto", "rich", "plain", "watch" (the live view of `launch watch`) or
+    "quiet" (the default for library use). ``on_run`` hears the run id as soon as the run
+    exists (after the image is built and the hosts are set up, before any trial).
     SIGINT, SIGTERM and SIGHUP are handled while it runs (see launcher.interrupts).
     """
     from launcher.provenance import new_manifest
@@ -108,12 +118,15 @@ def run_sweep(sweep: str | Path | SweepSpec, overrides: Overrides | None = None,
         prepared = prepared_backend(spec, run_id, on_line, signals=signals)
         with prepared as (backend, image, ctx):
             with signals.deferred():
-                run = RunDir.create(Path(spec.results), spec.name, run_id)
+                run = RunDir.create(Path(spec.results), spec.folder, run_id)
                 run.mask = Masker(ctx.secrets)
+            if on_run:  # the run exists from here on (a failed set-up starts none)
+                on_run(f"run {run_id}  ({run.path})")
             with run.locked():
+                kinds = {p.name: p.kind for p in spec.parameters}
                 with signals.deferred():
                     run.start(sweep_text=spec.source_text,
-                              plan=PlanFile.of(plan.trials, plan.parameter_names),
+                              plan=PlanFile.of(plan.trials, plan.parameter_names, kinds),
                               manifest=new_manifest(spec, run_id, image, backend))
                 loop = RunLoop(spec, run, backend, ctx, signals, prepared.notes)
                 outcome, table = loop.drive(plan, progress, list(plan.trials))
@@ -122,17 +135,20 @@ def run_sweep(sweep: str | Path | SweepSpec, overrides: Overrides | None = None,
 
 def resume_run(ref: str | Path, results_root: str | Path = RESULTS_ROOT, *,
                retry_failed: bool = False, progress: str = "quiet",
-               on_line: LineSink | None = None,
+               on_line: LineSink | None = None, on_run: LineSink | None = None,
                hosts: tuple[HostSpec, ...] | None = None) -> RunResults:
     """Continue a run: adopt its containers still on the hosts (their results are recorded
     as they come, while new trials start), and run every planned trial without a final
-    record (failed ones too with ``retry_failed``). ``hosts`` replace the run's hosts;
-    hosts that do not answer are left out. The run's sweep file and plan must be the ones
-    it started with, and its image is found again, reloaded or rebuilt from the same
-    content (see launcher.resume and launcher.same_image)."""
+    record (failed ones too with ``retry_failed``): what `launch status` counts as still
+    to run. ``hosts`` replace the run's hosts; hosts that do not answer are left out. The
+    run's sweep file and plan must be the ones it started with, and its image is found
+    again, reloaded or rebuilt from the same content (see launcher.resume and
+    launcher.same_image)."""
     from launcher.store import find_run
 
     run = find_run(str(ref), Path(results_root))
+    if on_run:
+        on_run(f"resuming run {run.run_id}  ({run.path})")
     with handled_signals() as signals, run.locked():
         spec, plan = replan(run, hosts)
         manifest = run.manifest()
@@ -145,33 +161,46 @@ def resume_run(ref: str | Path, results_root: str | Path = RESULTS_ROOT, *,
                                     image=manifest.image)
         with prepared as (backend, _image, ctx):
             run.mask = Masker(ctx.secrets)
-            if hosts:
-                with signals.deferred():
+            with signals.deferred():
+                if hosts:
                     run.write_manifest(manifest.with_fields(
                         hosts=all_hosts(manifest.hosts, backend.describe().hosts)))
+                run.resumed()
             records = run.records()
             attempts = {r.trial_id: r.attempt for r in records}
             recorded = {r.container_id for r in records if r.container_id}
             loop = RunLoop(spec, run, backend, ctx, signals, prepared.notes)
             outcome, table = loop.drive(plan, progress, left, attempts,
-                                      adopt={t.trial_id: t for t in left}, recorded=recorded)
+                                        adopt={t.trial_id: t for t in left}, recorded=recorded)
         return loop.results(outcome, table)
 
 
 def resume_or_run(spec: SweepSpec, *, resume: bool, retry_failed: bool = False,
-                  progress: str = "quiet", on_line: LineSink | None = None) -> RunResults:
-    """``launch SWEEP --resume``: continue the newest run of the sweep, if there is one, on
-    the hosts the sweep (and the command line) name now."""
-    from launcher.store import newest_run
+                  progress: str = "quiet", on_line: LineSink | None = None,
+                  on_run: LineSink | None = None) -> RunResults:
+    """``launch SWEEP --resume``: continue the newest run made from this very sweep file
+    (same path, same content), if there is one; else start a new run."""
+    import hashlib
 
-    previous = newest_run(Path(spec.results), spec.name) if resume else None
+    from launcher.store import newest_run_of_file
+
+    if not resume:
+        return run_sweep(spec, progress=progress, on_line=on_line, on_run=on_run)
+    sha = hashlib.sha256(spec.source_text.encode()).hexdigest()
+    previous, others = newest_run_of_file(Path(spec.results), spec.folder, spec.source_path,
+                                          sha)
+    say = on_run or (lambda line: None)
     if previous is not None:
-        check_same_sweep(spec, previous)
+        check_same_sweep(spec, previous)  # holds by the identity above; a guard
+        say(f"resuming run {previous.run_id}  ({previous.path}): the newest run made from "
+            f"{spec.source_path} with this content")
         return resume_run(previous.path, spec.results, retry_failed=retry_failed,
                           progress=progress, on_line=on_line, hosts=spec.hosts)
-    if resume and on_line:
-        on_line(f"no earlier run of {spec.name} under {spec.results}: starting a new one")
-    return run_sweep(spec, progress=progress, on_line=on_line)
+    skipped = f" ({len(others)} run(s) named {spec.name} came from another file or " \
+        f"another version of it, e.g. {others[0].label})" if others else ""
+    say(f"no earlier run of {spec.source_path} with this content under {spec.results}: "
+        f"starting a new one{skipped}")
+    return run_sweep(spec, progress=progress, on_line=on_line, on_run=on_run)
 
 
 @dataclass
@@ -212,17 +241,29 @@ def execute(spec: SweepSpec, run: RunDir, backend: Backend, ctx: RunContext, pla
             signals: Interrupts | None = None) -> Outcome:
     """Run ``trials`` (default: the whole plan) with live progress, adopting the run's
     containers of ``adopt`` first."""
-    from launcher.progress import Progress
-
     todo = list(plan.trials) if trials is None else trials
     policy = RetryPolicy(retries=spec.retries, no_retry_exit_codes=spec.no_retry_exit_codes,
                          max_consecutive_failures=spec.max_consecutive_failures,
                          deadline=spec.deadline)
     warm_up_table_libraries()
-    with Progress(len(todo), backend.workers(), mode=progress) as view:
+    with run.started_log() as started, live_view(run, todo, backend, progress) as view:
         ctx.on_start = view.started
-        runner = Runner(backend, run, policy, on_result=view.finished_trial, signals=signals)
+        ctx.on_container = lambda work, host, cid: started.add(
+            work.trial.trial_id, work.attempt, host, cid)
+        runner = Runner(backend, run, policy, on_result=view.finished_trial,
+                        target=spec.metric, argv_of=ctx.recorded_argv, signals=signals)
         return runner.execute(todo, start_attempts, adopt=adopt, recorded=recorded)
+
+
+def live_view(run: RunDir, todo: list[Trial], backend: Backend, progress: str) -> Any:
+    """The progress bar, or with "watch" the live view of `launch watch` in a thread."""
+    from launcher.progress import Progress
+
+    if progress == "watch":
+        from launcher.watch import WatchInBackground
+
+        return WatchInBackground(run)
+    return Progress(len(todo), backend.workers(), mode=progress)
 
 
 def warm_up_table_libraries() -> None:
@@ -249,7 +290,9 @@ def finish_run(run: RunDir, backend: Backend, outcome: Outcome | None,
     else:
         state = RunState.STOPPED if why else RunState.FINISHED
     try:
-        run.finish(state=state, stopped_because=why, notes=[*(notes or []), *backend.notes()])
+        run.finish(state=state, stopped_because=why, notes=[*(notes or []), *backend.notes()],
+                   target_reached=outcome.target_reached or None if outcome else None,
+                   backend=backend.describe(final=True))
     except LauncherError:
         return None  # the manifest itself is unreadable: nothing more can be said
     return write_tables(run)

@@ -16,7 +16,12 @@ def now(timespec: str = "milliseconds") -> str:
 
 
 def parse_time(stamp: Any) -> datetime | None:
-    """ISO UTC text (``...Z``) as an aware datetime; None when absent or invalid."""
+    """ISO UTC text (``...Z``) or a datetime (a table's timestamp) as an aware datetime;
+    None when absent or invalid (also pandas' NaT)."""
+    if isinstance(stamp, datetime):
+        if stamp != stamp:  # NaT is a datetime that equals nothing
+            return None
+        return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
     if not stamp or not isinstance(stamp, str):
         return None
     try:
@@ -24,6 +29,11 @@ def parse_time(stamp: Any) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def iso(moment: datetime) -> str:
+    """An aware datetime as the records' text: ``2026-12-02T12:51:08.973Z``."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def short_time(stamp: str | None) -> str:

@@ -5,9 +5,12 @@ sees a parameter value, so ``$(rm -rf /)`` arrives in the container as those byt
 
 List macros must be whole items: ``${args}`` (``--name=value``), ``${args_no_hyphens}``
 (``name=value``), ``${args_no_boolean_flags}`` (``--flag`` for true, nothing for false),
-``${args_json}`` (one JSON item), ``${env}`` (nothing: the engine passes the
-environment). Text macros may sit inside an item: ``${interpreter}``, ``${program}``,
-``${envvar:NAME}``, and the launcher's own ``${seed}``, ``${trial_id}``, ``${replica}``.
+``${args_no_equals}`` (``--name`` and ``value`` as two items), ``${args_json}`` (one JSON
+item), ``${args_json_file}`` (the path of a read-only JSON file of the parameters),
+``${env}`` (nothing: the engine passes the environment). Text macros may sit inside an
+item: ``${interpreter}``, ``${program}``, ``${envvar:NAME}``, and the launcher's own
+``${seed}``, ``${trial_id}``, ``${replica}``. Values are written as W&B's agent writes
+them (Python's ``str``: ``True``, ``None``, ``[1, 2]``, ``1e-05``).
 """
 
 from __future__ import annotations
@@ -18,11 +21,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from launcher.trial import Trial
+from launcher.trial import PARAMS_PATH, Trial
 
 INTERPRETER = "python3"
-LIST_MACROS = ("${args}", "${args_no_hyphens}", "${args_no_boolean_flags}", "${args_json}",
-               "${env}")
+PARAMS_FILE_MACRO = "${args_json_file}"
+LIST_MACROS = ("${args}", "${args_no_hyphens}", "${args_no_boolean_flags}",
+               "${args_no_equals}", "${args_json}", PARAMS_FILE_MACRO, "${env}")
 TEXT_MACROS = ("interpreter", "program", "seed", "trial_id", "replica")
 _MACRO = re.compile(r"\$\{([^}]*)\}")
 _ENVVAR = re.compile(r"envvar:([A-Za-z_][A-Za-z0-9_]*)")  # the inside of ${...}
@@ -59,14 +63,18 @@ def envvar_names(items: Sequence[str]) -> list[str]:
 
 
 def value_text(value: Any) -> str:
-    """How one parameter value is written in an argv item (as W&B writes it)."""
-    if isinstance(value, bool) or value is None:
-        return str(value)
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int | float):
-        return repr(value)
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    """How one parameter value is written in an argv item: Python's ``str``, exactly as
+    W&B's agent writes it (``--flag=True``, ``--layers=[64, 32]``, ``--lr=1e-05``)."""
+    return str(value)
+
+
+def params_json(trial: Trial) -> str:
+    """The parameters as W&B's ``${args_json}`` and its parameter file hold them."""
+    return json.dumps(trial.nested_params())
+
+
+def uses_params_file(command: Sequence[str] | None) -> bool:
+    return command is not None and PARAMS_FILE_MACRO in command
 
 
 def render(command: Sequence[str] | None, program: str | None, trial: Trial,
@@ -90,10 +98,14 @@ def _args(trial: Trial, macro: str) -> list[str]:
     if macro == "${env}":
         return []
     if macro == "${args_json}":
-        return [json.dumps(trial.nested_params(), separators=(",", ":"), ensure_ascii=False)]
+        return [params_json(trial)]
+    if macro == PARAMS_FILE_MACRO:
+        return [PARAMS_PATH]
     out = []
     for name, value in trial.params:
-        if macro == "${args_no_hyphens}":
+        if macro == "${args_no_equals}":
+            out += [f"--{name}", value_text(value)]
+        elif macro == "${args_no_hyphens}":
             out.append(f"{name}={value_text(value)}")
         elif macro == "${args_no_boolean_flags}" and isinstance(value, bool):
             if value:

@@ -1,31 +1,43 @@
-"""What changed between two runs: trials aligned by trial_id (same parameters, seed and
-replica), so runs of different sizes compare on the trials they share.
+"""What changed between two runs.
 
     from launcher.compare import compare_runs
-    c = compare_runs("20261130-1024", "20261201-0900")
-    c.df              # one row per trial in either run: status, image, metric .a/.b/.delta
-    c.deltas()        # per metric: compared, changed, mean/min/max delta (B - A)
-    c.regressions     # trials that got worse by the sweep's goal, or stopped succeeding
+    c = compare_runs("latest~1", "latest")
+    c.by              # "trial" or "config": how the runs were aligned
+    c.changes         # parameters whose values differ: [ParamChange("epochs", ...)]
+    c.df              # the alignment: one row per trial (by trial) or configuration
+    c.regressions     # what got worse by the sweep's goal, or stopped succeeding
     print(c.summary())
 
-A regression is a trial that succeeded in A and not in B, or (when the sweep names a
-metric) whose metric got worse by the sweep's goal by more than ``atol + rtol * |A|``.
-Only the sweep's metric is judged: other metrics have no direction to be worse in.
-The pure functions (:func:`align`, :func:`metric_deltas`, :func:`find_regressions`,
-:func:`compare_tables`) work on results tables and are what the unit tests drive.
+Runs that share trials (same parameters, seed and replica: runs of one sweep at two
+sizes) are aligned trial by trial. Runs that share none (a parameter changed, so every
+trial id changed) are aligned by configuration on the parameters both runs share (see
+launcher/alignment.py): the metric's mean, std and n per configuration and per run, and
+whether the difference is beyond the replicas' noise. A regression is something that
+succeeded in A and not in B, or whose metric got worse by the sweep's goal by more than
+``atol + rtol * |A|`` (and, by configuration, not within the noise). Only the sweep's
+metric is judged. Nothing aligned means nothing comparable: exit code 2.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from launcher.alignment import (
+    ParamChange,
+    align_configs,
+    alignment_key,
+    config_regressions,
+    parameter_changes,
+    worse,
+)
 from launcher.defaults import RESULTS_ROOT
-from launcher.errors import EXIT_FAILURE, EXIT_OK, UsageError
+from launcher.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError
 from launcher.listing import short_image
+from launcher.signatures import values_match
 from launcher.trial import TrialStatus
-from launcher.verify import values_match
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -101,35 +113,31 @@ def find_regressions(aligned: pd.DataFrame, metric: str | None, goal: str = "min
     ``goal`` beyond ``atol + rtol * |A|``. Columns: trial_id, config_id, seed, kind, detail."""
     import pandas as pd
 
-    rows = []
-    for row in aligned[aligned["present"] == "both"].to_dict("records"):
-        ident = {"trial_id": row["trial_id"], "config_id": row["config_id"], "seed": row["seed"]}
-        if row["status.a"] == OK and row["status.b"] != OK:
-            rows.append({**ident, "kind": "status",
-                         "detail": f"status {row['status.a']} -> {row['status.b']}"})
-        before, after = row.get(f"metric.{metric}.a"), row.get(f"metric.{metric}.b")
-        if metric and worse(before, after, goal, rtol, atol):
-            rows.append({**ident, "kind": "metric",
-                         "detail": f"{metric} {before:.6g} -> {after:.6g} ({goal})"})
-    return pd.DataFrame(rows, columns=["trial_id", "config_id", "seed", "kind", "detail"])
-
-
-def worse(before: Any, after: Any, goal: str, rtol: float = 0.0, atol: float = 0.0) -> bool:
-    """True when ``after`` is worse than ``before`` by ``goal`` beyond the tolerance."""
-    try:
-        a, b = float(before), float(after)
-    except (TypeError, ValueError):
-        return False
-    if a != a or b != b:  # NaN: a missing value is not a measurable regression
-        return False
-    if abs(b - a) <= atol + rtol * abs(a):
-        return False
-    return b < a if goal == "maximize" else b > a
+    both = aligned[aligned["present"] == "both"]
+    ident = ["trial_id", "config_id", "seed"]
+    stopped = both[(both["status.a"] == OK) & (both["status.b"] != OK)]
+    parts = [stopped[ident].assign(
+        kind="status", detail="status " + stopped["status.a"].astype(str) + " -> "
+        + stopped["status.b"].astype(str), _order=stopped.index * 2)]
+    if metric and f"metric.{metric}.a" in both and f"metric.{metric}.b" in both:
+        before = pd.to_numeric(both[f"metric.{metric}.a"], errors="coerce").astype(float)
+        after = pd.to_numeric(both[f"metric.{metric}.b"], errors="coerce").astype(float)
+        beyond = (after - before).abs() > atol + rtol * before.abs()
+        direction = after < before if goal == "maximize" else after > before
+        worse_rows = both[beyond & direction]  # NaN on either side compares False
+        detail = [f"{metric} {a:.6g} -> {b:.6g} ({goal})" for a, b in
+                  zip(before[worse_rows.index], after[worse_rows.index], strict=True)]
+        parts.append(worse_rows[ident].assign(kind="metric", detail=detail,
+                                              _order=worse_rows.index * 2 + 1))
+    out = pd.concat(parts, ignore_index=True).sort_values("_order", kind="stable")
+    return out.drop(columns="_order").reset_index(drop=True)[
+        ["trial_id", "config_id", "seed", "kind", "detail"]]
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """Two runs side by side; read-only. ``df`` is :func:`align`'s table."""
+    """Two runs side by side; read-only. ``df`` is :func:`align`'s table (``by`` "trial")
+    or :func:`launcher.alignment.align_configs`' (``by`` "config")."""
 
     run_a: str
     run_b: str
@@ -139,30 +147,53 @@ class Comparison:
     rtol: float = 0.0
     atol: float = 0.0
     notes: tuple[str, ...] = ()
+    by: str = "trial"
+    changes: tuple[ParamChange, ...] = ()
 
     def only(self, side: str) -> pd.DataFrame:
-        """Trials only in run ``"a"`` or only in run ``"b"``."""
+        """Trials (or configurations) only in run ``"a"`` or only in run ``"b"``."""
         return self.df[self.df["present"] == side]
 
     @property
+    def compared(self) -> int:
+        """Trials (or configurations) aligned in both runs."""
+        both = self.df[self.df["present"] == "both"]
+        if self.by == "config":
+            return int(((both["n.a"] > 0) | (both["n.b"] > 0)).sum())
+        return len(both)
+
+    @property
+    def comparable(self) -> bool:
+        return self.compared > 0
+
+    @property
     def status_changes(self) -> pd.DataFrame:
+        if self.by == "config":
+            return self.df[:0]
         both = self.df[self.df["present"] == "both"]
         return both[both["status.a"] != both["status.b"]]
 
     @property
     def image_changes(self) -> pd.DataFrame:
+        if self.by == "config":
+            return self.df[:0]
         both = self.df[(self.df["present"] == "both") & self.df["image_id.a"].notna()
                        & self.df["image_id.b"].notna()]
         return both[both["image_id.a"] != both["image_id.b"]]
 
     @property
     def regressions(self) -> pd.DataFrame:
+        if self.by == "config":
+            return config_regressions(self.df, self.metric, self.goal, self.rtol, self.atol)
         return find_regressions(self.df, self.metric, self.goal, self.rtol, self.atol)
 
     def deltas(self) -> pd.DataFrame:
         return metric_deltas(self.df, self.rtol, self.atol)
 
     def exit_code(self, fail_on_regression: bool = False) -> int:
+        """2 when nothing could be compared; 1 for regressions with ``fail_on_regression``."""
+        if not self.comparable:
+            return EXIT_USAGE
         return EXIT_FAILURE if fail_on_regression and len(self.regressions) else EXIT_OK
 
     @property
@@ -171,29 +202,50 @@ class Comparison:
         if not self.metric:
             return ("the sweep names no metric: only trials that stopped succeeding count as "
                     "regressions")
+        noise = ", and not within the replicas' noise" if self.by == "config" else ""
         return (f"regressions: {self.metric} worse by its goal ({self.goal}) beyond "
-                f"rtol={self.rtol:g} atol={self.atol:g}, or a trial that stopped succeeding")
+                f"rtol={self.rtol:g} atol={self.atol:g}{noise}, or a "
+                f"{'configuration' if self.by == 'config' else 'trial'} that stopped "
+                "succeeding")
 
     def summary(self) -> str:
         """The text `launch compare` prints."""
         return render_comparison(self)
+
+    def to_json(self) -> dict[str, Any]:
+        """What `launch compare --json` prints."""
+        return comparison_json(self)
 
 
 def compare_tables(a: pd.DataFrame, b: pd.DataFrame, *, metric: str | None = None,
                    goal: str = "minimize", rtol: float = 0.0, atol: float = 0.0,
                    names: tuple[str, str] = ("A", "B"),
                    notes: tuple[str, ...] = ()) -> Comparison:
-    """Compare two results tables (see :class:`Comparison`)."""
+    """Compare two results tables: trial by trial when they share trials, else by
+    configuration (see :class:`Comparison`)."""
     if rtol < 0 or atol < 0:
         raise UsageError("--rtol and --atol must be >= 0")
-    return Comparison(names[0], names[1], align(a, b), metric, goal, rtol, atol, notes)
+    changes = tuple(parameter_changes(a, b))
+    if set(a["trial_id"]) & set(b["trial_id"]):
+        return Comparison(names[0], names[1], align(a, b), metric, goal, rtol, atol, notes,
+                          "trial", changes)
+    key = alignment_key(a, b)
+    out = list(notes)
+    if not key and (a["config_id"].nunique() > 1 or b["config_id"].nunique() > 1):
+        # Several configurations on each side and no value in common: pooling them would
+        # compare different things, so nothing is aligned.
+        out.append("the runs share no configuration: no parameter has a value in common")
+        a, b = a[:0], b[:0]
+    table = align_configs(a, b, key, metric, rtol, atol)
+    return Comparison(names[0], names[1], table, metric, goal, rtol, atol, tuple(out),
+                      "config", changes)
 
 
 def compare_runs(run_a: str | Path, run_b: str | Path, results_root: str | Path = RESULTS_ROOT,
                  *, rtol: float = 0.0, atol: float = 0.0) -> Comparison:
-    """Compare run B against run A (run directories, or run ids or prefixes). The metric
+    """Compare run B against run A (run directories, or run references). The metric
     and goal judged for regressions are B's sweep's (A's when B names none)."""
-    from launcher.results import build_table, sweep_metric
+    from launcher.results import load_table, sweep_metric
     from launcher.store import find_run
 
     a, b = (find_run(str(r), Path(results_root)) for r in (run_a, run_b))
@@ -206,12 +258,22 @@ def compare_runs(run_a: str | Path, run_b: str | Path, results_root: str | Path 
         notes.append(f"the runs' sweeps name different metrics ({metric_a} {goal_a}, "
                      f"{metric_b} {goal_b}): judging B's")
     names = tuple(f"{r.path.parent.name}/{r.run_id}" for r in (a, b))
-    return compare_tables(build_table(a), build_table(b), metric=metric, goal=goal, rtol=rtol,
+    return compare_tables(load_table(a), load_table(b), metric=metric, goal=goal, rtol=rtol,
                           atol=atol, names=(names[0], names[1]), notes=tuple(notes))
+
+
+
+# -- what `launch compare` prints -------------------------------------------------------
+MAX_LISTED = 20
+NOTHING_HINT = ("compare two runs of one sweep file, or of one that changed a parameter "
+                "while keeping others; `launch results RUN --by config` shows one run")
 
 
 def image_summary(c: Comparison) -> str:
     """``sha256:a -> sha256:b`` for the images of the compared runs (one when unchanged)."""
+    if c.by == "config":
+        return ""
+
     def images(side: str) -> str:
         ids = sorted({str(i) for i in c.df[f"image_id.{side}"].dropna() if i})
         return ",".join(short_image(i) for i in ids) or "none"
@@ -220,34 +282,86 @@ def image_summary(c: Comparison) -> str:
     return a if a == b else f"{a} -> {b}"
 
 
-def render_comparison(c: Comparison, max_listed: int = 20) -> str:
-    """Runs, alignment, metric deltas, status and image changes, regressions."""
-    from launcher.results import plain_rows
-    from launcher.tables import render_rows
+def render_comparison(c: Comparison) -> str:
+    """Runs, what changed, how they were aligned, the table, regressions, the verdict."""
+    count = {s: int(c.df[f"trials.{s}"].sum()) if c.by == "config" else
+             int(c.df["present"].isin(["both", s]).sum()) for s in ("a", "b")}
+    lines = [f"A: {c.run_a} ({count['a']} trials)", f"B: {c.run_b} ({count['b']} trials)"]
+    lines += [f"changed: {change.text()}" for change in c.changes] or \
+        ["changed: no parameter (same values in both runs)"]
+    lines += _trial_lines(c) if c.by == "trial" else _config_lines(c)
+    regressions = c.regressions
+    what = "configuration" if c.by == "config" else "trial"
+    for row in regressions.head(MAX_LISTED).to_dict("records"):
+        lines.append(f"regression: {row.get('configuration') or row.get('trial_id')} "
+                     f"{row['detail']}")
+    lines += [f"note: {n}" for n in c.notes]
+    lines.append(f"note: {c.judged}")
+    if not c.comparable:
+        lines.append(f"nothing to compare: no {what} has results in both runs "
+                     f"({NOTHING_HINT})")
+    elif len(regressions):
+        lines.append(f"{len(regressions)} regression{'s' if len(regressions) != 1 else ''} "
+                     f"in {c.compared} {what}s compared")
+    else:
+        lines.append(f"no regressions in {c.compared} {what}s compared")
+    return "\n".join(lines) + "\n"
+
+
+def _trial_lines(c: Comparison) -> list[str]:
+    from launcher.results import frame_text
 
     both = int((c.df["present"] == "both").sum())
-    count = {s: int((c.df["present"].isin(["both", s])).sum()) for s in ("a", "b")}
-    lines = [f"A: {c.run_a} ({count['a']} trials)", f"B: {c.run_b} ({count['b']} trials)",
-             f"trials: {both} in both, {len(c.only('a'))} only in A, {len(c.only('b'))} "
-             f"only in B; image {image_summary(c)}", ""]
+    lines = [f"aligned trial by trial: {both} in both, {len(c.only('a'))} only in A, "
+             f"{len(c.only('b'))} only in B; image {image_summary(c)}", ""]
     deltas = c.deltas()
     if len(deltas):
-        lines += [render_rows(list(deltas.columns), plain_rows(deltas), "table").rstrip(), ""]
+        lines += [frame_text(deltas).rstrip(), ""]
     for title, rows in (("only in A", c.only("a")), ("only in B", c.only("b"))):
         if len(rows):
-            ids = ", ".join(rows["trial_id"].head(max_listed))
-            more = f" (+{len(rows) - max_listed} more)" if len(rows) > max_listed else ""
+            ids = ", ".join(rows["trial_id"].head(MAX_LISTED))
+            more = f" (+{len(rows) - MAX_LISTED} more)" if len(rows) > MAX_LISTED else ""
             lines.append(f"{title}: {ids}{more}")
-    for row in c.status_changes.head(max_listed).to_dict("records"):
+    for row in c.status_changes.head(MAX_LISTED).to_dict("records"):
         lines.append(f"status: {row['trial_id']} {row['status.a']} -> {row['status.b']}")
     if len(c.image_changes):
         lines.append(f"image changed in {len(c.image_changes)} trials")
-    regressions = c.regressions
-    for row in regressions.head(max_listed).to_dict("records"):
-        lines.append(f"regression: {row['trial_id']} {row['detail']}")
-    lines += [f"note: {n}" for n in c.notes]
-    lines.append(f"note: {c.judged}")
-    lines.append(f"{len(regressions)} regression{'s' if len(regressions) != 1 else ''}"
-                 f" in {both} trials compared" if len(regressions) else
-                 f"no regressions in {both} trials compared")
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def _config_lines(c: Comparison) -> list[str]:
+    from launcher.results import frame_text
+
+    key = [col.removeprefix("param.") for col in c.df.columns if col.startswith("param.")]
+    on = f"on {', '.join(key)}" if key else "as one configuration each"
+    lines = [f"aligned by configuration {on} (the runs share no trial)",
+             ""]
+    if not len(c.df):
+        return lines
+    metric = c.metric or "succeeded"
+    shown = c.df.assign(beyond_noise=c.df["beyond_noise"].map(_yes_no))
+    shown = shown[["configuration", "n.a", "mean.a", "std.a", "n.b", "mean.b", "std.b",
+                   "delta", "beyond_noise"]]
+    shown.columns = ["configuration", "n A", f"{metric} A", "std A", "n B", f"{metric} B",
+                     "std B", "delta", "beyond noise"]
+    return [*lines, frame_text(shown.round(4)).rstrip(), ""]
+
+
+def _yes_no(value: Any) -> str:
+    return "?" if value is None or value != value else "yes" if value else "no"
+
+
+def comparison_json(c: Comparison) -> dict[str, Any]:
+    """A plain JSON object: runs, alignment, changes, rows, regressions, exit code."""
+    rows = json.loads(c.df.to_json(orient="records", date_format="iso"))
+    return {"run_a": c.run_a, "run_b": c.run_b, "aligned_by": c.by,
+            "changes": [change.to_json() for change in c.changes],
+            "metric": c.metric, "goal": c.goal, "compared": c.compared,
+            "comparable": c.comparable, "rows": rows,
+            "regressions": json.loads(c.regressions.to_json(orient="records")),
+            "notes": [*c.notes, c.judged],
+            "exit_code": c.exit_code(False), "exit_code_fail_on_regression": c.exit_code(True)}
+
+
+__all__ = ["Comparison", "ParamChange", "align", "compare_runs", "compare_tables",
+           "find_regressions", "metric_deltas", "worse"]

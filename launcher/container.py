@@ -11,18 +11,20 @@ from __future__ import annotations
 
 import contextlib
 import json
-import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from launcher import defaults
 from launcher.clock import from_docker, now, seconds_since_docker
 from launcher.engine import WAIT_SLICE, short_error
+from launcher.outputs import copy_outputs, metrics_from_tar
+from launcher.runtime import HOME, device_requests, tmpfs_options
 from launcher.sections import Resources
 from launcher.trial import (
+    ENV_PARAM_PATH,
     ENV_PARAMS,
     ENV_SEED,
     ENV_TRIAL_ID,
@@ -31,11 +33,13 @@ from launcher.trial import (
     LABEL_RUN,
     LABEL_SWEEP,
     LABEL_TRIAL,
-    METRICS_FILE,
     OUTPUTS_DIR,
+    PARAMS_DIR,
+    PARAMS_PATH,
     Trial,
     TrialResult,
     TrialStatus,
+    missing_metric,
 )
 from launcher.trial_log import last_error_line, log_config, parse_stdout, read_log
 
@@ -46,8 +50,11 @@ if TYPE_CHECKING:
 
 STOP_MARK = "launcher-"  # + why + "-" + short id: see mark_stopped
 KILLED_FROM_OUTSIDE = (128 + 15, 128 + 9)  # SIGTERM, SIGKILL
-SPOOL_BYTES = 8 * 1024 * 1024  # outputs larger than this are spooled to disk
-TMPFS = f"rw,nosuid,nodev,size={defaults.TMP_SIZE}"
+# A file may outgrow outputs_limit by this much before the kernel refuses the write: it is
+# left out of the copy (truncated outputs, the trial keeps its status), while a runaway
+# file is stopped long before the engine's disk fills up.
+FSIZE_SLACK = 8 * 1024 * 1024
+STOPPED_EARLIER = "stopped by the launcher (an earlier one, which exited before recording it)"
 
 
 @dataclass(frozen=True)
@@ -67,20 +74,32 @@ class ContainerSettings:
     log_limit: int = defaults.LOG_LIMIT
     outputs_limit: int = defaults.OUTPUTS_LIMIT
     mounts: tuple[tuple[str, str, str], ...] = ()  # (kind, source, target), read-only
+    params_file: bool = False  # the command uses ${args_json_file} (see paramsfile.py)
+    metric: str | None = None  # the sweep's metric.name
+    strict_metrics: bool = False  # a success without ``metric`` is a failed trial
 
-    def create_kwargs(self, api: Any, trial: Trial, argv: Argv, attempt: int) -> dict[str, Any]:
-        """Arguments of the engine's container-create call (low-level API)."""
-        from docker.types import DeviceRequest, Mount, Ulimit
+    def labels(self, trial: Trial, attempt: int) -> dict[str, str]:
+        return {LABEL_MANAGED: "true", LABEL_RUN: self.run_id, LABEL_SWEEP: self.sweep,
+                LABEL_TRIAL: trial.trial_id, LABEL_ATTEMPT: str(attempt)}
+
+    def create_kwargs(self, api: Any, trial: Trial, argv: Argv, attempt: int,
+                      params_volume: str = "", devices: tuple[str, ...] = ()) -> dict[str, Any]:
+        """Arguments of the engine's container-create call (low-level API); ``devices``:
+        the GPUs of the slot the trial runs in."""
+        from docker.types import Mount, Ulimit
 
         env = {**self.env, ENV_TRIAL_ID: trial.trial_id, ENV_SEED: str(trial.seed),
                ENV_PARAMS: json.dumps(trial.nested_params(), ensure_ascii=False)}
-        tmpfs = {"/tmp": TMPFS}
-        if not self.outputs:  # nothing to copy back: a tmpfs is cheaper than a volume
-            tmpfs[OUTPUTS_DIR] = TMPFS + self._tmpfs_owner()
-        labels = {LABEL_MANAGED: "true", LABEL_RUN: self.run_id, LABEL_SWEEP: self.sweep,
-                  LABEL_TRIAL: trial.trial_id, LABEL_ATTEMPT: str(attempt)}
-        mounts = [Mount(target=t, source=s, type=k, read_only=True) for k, s, t in self.mounts]
+        if params_volume:
+            env[ENV_PARAM_PATH] = PARAMS_PATH
         res = self.resources
+        tmpfs = {"/tmp": tmpfs_options(res.tmp, None), HOME: tmpfs_options(res.tmp, self.user)}
+        if not self.outputs:  # nothing to copy back: a tmpfs is cheaper than a volume
+            tmpfs[OUTPUTS_DIR] = tmpfs_options(res.tmp, self.user)
+        labels = self.labels(trial, attempt)
+        mounts = [Mount(target=t, source=s, type=k, read_only=True) for k, s, t in self.mounts]
+        if params_volume:
+            mounts.append(Mount(PARAMS_DIR, params_volume, type="volume", read_only=True))
         if self.outputs:  # an anonymous volume, labelled so that `launch clean` finds it
             mounts.append(Mount(target=OUTPUTS_DIR, source=None, type="volume",
                                 labels=labels))
@@ -89,25 +108,20 @@ class ContainerSettings:
             security_opt=["no-new-privileges"], read_only=True, privileged=False,
             tmpfs=tmpfs, mem_limit=res.memory, memswap_limit=res.memory,
             nano_cpus=int(res.cpus * 1e9), pids_limit=res.pids, init=True,
-            mounts=mounts or None, log_config=log_config(self.log_limit),
-            # No file in the trial may grow past what would be copied back: the kernel
+            mounts=mounts or None, shm_size=res.shm, log_config=log_config(self.log_limit),
+            # No file in the trial may grow far past what would be copied back: the kernel
             # refuses the write (EFBIG) instead of the engine's disk filling up.
-            ulimits=[Ulimit(name="fsize", soft=self.outputs_limit, hard=self.outputs_limit)]
+            ulimits=[Ulimit(name="fsize", soft=self.file_limit, hard=self.file_limit)]
             if self.outputs else None,
-            device_requests=[DeviceRequest(count=res.gpus, capabilities=[["gpu"]])]
-            if res.gpus else None)
+            device_requests=device_requests(devices, res.gpus))
         return {"image": self.image, "command": argv.command, "entrypoint": argv.entrypoint,
                 "environment": env, "labels": labels, "user": self.user or "",
                 "host_config": host_config, "network_disabled": self.network == "none"}
 
-
-    def _tmpfs_owner(self) -> str:
-        """A tmpfs over the image's /outputs keeps the folder's mode but not its owner
-        (engine copy-up), so it is given to the container's numeric user explicitly."""
-        uid, _, gid = (self.user or "").partition(":")
-        if uid.isdigit():
-            return f",uid={uid},gid={gid if gid.isdigit() else uid}"
-        return ",mode=1777"
+    @property
+    def file_limit(self) -> int:
+        """The largest file a trial may write (RLIMIT_FSIZE), see FSIZE_SLACK."""
+        return self.outputs_limit + FSIZE_SLACK
 
 
 class Cancelled(Exception):
@@ -123,21 +137,36 @@ class Running:
     container_id: str = ""
     cancelled: threading.Event = field(default_factory=threading.Event)
     started: float = 0.0
+    left: bool = False  # a container of this trial may still be on the engine
+    kept: bool = False  # its container ended and is left for the caller: see release()
+    params_volume: str = ""  # removed after the container
+    on_created: Callable[[str], None] | None = None  # told the container's id once it exists
 
 
 def run_trial(api: docker.APIClient, trial: Trial, argv: Argv, settings: ContainerSettings,
               *, host: str, attempt: int = 1, running: Running | None = None,
-              keep: bool = False) -> TrialResult:
+              devices: tuple[str, ...] = (), keep: bool = False) -> TrialResult:
     """Run one trial to the end. Failures are results with a status, never exceptions.
-    With ``keep`` a container that ended normally is left for the caller to remove once
-    its result is recorded (a launcher killed in between finds it again on resume)."""
+    ``devices``: the GPU device IDs of the slot it runs in. With ``keep`` a container
+    that ended normally is left for the caller to remove (:func:`release`) once its
+    result is recorded (a launcher killed in between finds it again on resume)."""
     result = TrialResult(trial.trial_id, TrialStatus.NOT_STARTED, host=host,
                          image_id=settings.image, attempt=attempt)
     running = running or Running(api)
 
     def steps() -> None:
-        cid = api.create_container(**settings.create_kwargs(api, trial, argv, attempt))["Id"]
+        running.left = True  # from here on, until it is removed
+        if settings.params_file:
+            from launcher.paramsfile import create_params_volume
+
+            running.params_volume = create_params_volume(
+                api, settings.image, settings.run_id, trial, settings.labels(trial, attempt))
+        kwargs = settings.create_kwargs(api, trial, argv, attempt, running.params_volume,
+                                        devices)
+        cid = api.create_container(**kwargs)["Id"]
         result.container_id = running.container_id = cid
+        if running.on_created:
+            running.on_created(cid)
         if running.cancelled.is_set():
             raise Cancelled
         result.started_at = now()
@@ -165,6 +194,10 @@ def adopt_trial(api: docker.APIClient, container: dict[str, Any], trial: Trial,
     result = TrialResult(trial.trial_id, TrialStatus.NOT_STARTED, host=host,
                          image_id=settings.image, attempt=attempt, container_id=cid)
     running = running or Running(api, container_id=cid)
+    if settings.params_file:
+        from launcher.paramsfile import volume_name
+
+        running.params_volume = volume_name(settings.run_id, trial.trial_id, attempt)
     state = api.inspect_container(cid)["State"]
     if state.get("Status") == "created":
         _remove(api, cid)
@@ -193,22 +226,25 @@ def _guarded(api: Any, result: TrialResult, running: Running,
     import docker.errors
     import requests.exceptions
 
-    ended = False
+    unreachable = ended = False
     try:
         steps()
         ended = True
     except Cancelled:
         result.status, result.reason = TrialStatus.CANCELLED, "cancelled before it started"
-    except OutputsTooLarge as e:
-        result.status, result.reason = TrialStatus.FAILED, str(e)
     except docker.errors.APIError as e:
         _engine_error(result, e, running)
     except (requests.exceptions.RequestException, OSError) as e:
+        unreachable = True  # a removal would wait for the client timeout: teardown does it
         result.status = TrialStatus.CANCELLED if running.cancelled.is_set() else TrialStatus.LOST
         result.reason = f"host {result.host} stopped answering: {type(e).__name__}"
     finally:
-        if running.container_id and not (keep and ended):
-            _remove(api, running.container_id)
+        if unreachable:
+            pass  # a removal would wait for the client timeout: teardown does it
+        elif keep and ended:
+            running.kept = True
+        else:
+            running.left = not release(api, running)
     return result
 
 
@@ -252,7 +288,8 @@ def _collect(api: Any, cid: str, settings: ContainerSettings, result: TrialResul
                         "head and tail]\n" if truncated else "")
     result.history, result.metrics = parse_stdout(log)
     if settings.outputs:
-        result.outputs = _copy_outputs(api, cid, settings.outputs_limit)
+        result.outputs, result.outputs_truncated = copy_outputs(api, cid,
+                                                                settings.outputs_limit)
         from_file = metrics_from_tar(result.outputs)
         if from_file is not None:
             result.metrics = from_file
@@ -265,6 +302,10 @@ def _classify(api: Any, cid: str, exit_code: int | None, settings: ContainerSett
         result.status, result.reason = TrialStatus.CANCELLED, "cancelled while running"
     elif result.status is TrialStatus.TIMED_OUT:
         result.reason = f"exceeded its timeout of {settings.timeout:g}s"
+    elif exit_code == 0 and settings.strict_metrics and settings.metric and (
+            settings.metric not in result.metrics):
+        result.status = TrialStatus.FAILED
+        result.reason = missing_metric(settings.metric, result.metrics)
     elif exit_code == 0:
         result.status = TrialStatus.SUCCEEDED
     else:
@@ -282,7 +323,8 @@ def _classify_failure(info: dict[str, Any], exit_code: int | None,
         result.status = TrialStatus.OOM_KILLED
         result.reason = f"killed: out of memory (limit {settings.resources.memory // 2**20} MiB)"
     elif stopped_as is TrialStatus.CANCELLED:
-        result.status, result.reason = stopped_as, "cancelled by an earlier launcher"
+        result.status = stopped_as
+        result.reason = STOPPED_EARLIER
     elif stopped_as is TrialStatus.TIMED_OUT:
         result.status = stopped_as
         result.reason = f"exceeded its timeout of {settings.timeout or 0:g}s"
@@ -317,57 +359,32 @@ def _engine_error(result: TrialResult, e: Exception, running: Running) -> None:
     status_code = getattr(getattr(e, "response", None), "status_code", None) or 0
     if running.cancelled.is_set():
         result.status, result.reason = TrialStatus.CANCELLED, "cancelled"
+    elif "could not select device driver" in explanation:  # a 500, but no retry helps
+        result.status = TrialStatus.FAILED
+        result.reason = (f"host {result.host} cannot give containers GPUs ({explanation}): "
+                         "install the NVIDIA container toolkit there, or set resources.gpus: 0")
     elif status_code >= 500 or (status_code == 404 and "No such image" in explanation):
         result.status, result.reason = TrialStatus.LOST, f"engine error: {explanation}"
     else:
         result.status, result.reason = TrialStatus.FAILED, f"engine refused: {explanation}"
 
 
-def _remove(api: Any, cid: str) -> None:
-    with contextlib.suppress(Exception):
+def release(api: Any, running: Running) -> bool:
+    """Remove a trial's container and its anonymous volumes, then its parameters volume;
+    False when something may be left (teardown then looks, by the run's label)."""
+    removed = not running.container_id or _remove(api, running.container_id)
+    if running.params_volume:
+        from launcher.paramsfile import remove_params_volume
+
+        remove_params_volume(api, running.params_volume)
+        removed = False  # its removal is not confirmed: teardown looks
+    return removed
+
+
+def _remove(api: Any, cid: str) -> bool:
+    """Remove a container and its anonymous volumes; False when that failed."""
+    try:
         api.remove_container(cid, v=True, force=True)
-
-
-def _copy_outputs(api: Any, cid: str, limit: int) -> IO[bytes] | None:
-    """/outputs as a tar stream (spooled to disk when large), up to ``limit`` bytes."""
-    import docker.errors
-
-    try:
-        stream, _ = api.get_archive(cid, OUTPUTS_DIR)
-    except docker.errors.NotFound:
-        return None
-    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 - returned
-    size = 0
-    for chunk in stream:
-        size += len(chunk)
-        if size > limit:
-            spool.close()
-            raise OutputsTooLarge(limit)
-        spool.write(chunk)
-    spool.seek(0)
-    return spool
-
-
-class OutputsTooLarge(Exception):
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"/outputs is larger than outputs_limit ({limit} bytes)")
-
-
-def metrics_from_tar(tar_stream: IO[bytes] | None) -> dict[str, Any] | None:
-    """The metrics in /outputs/metrics.json of a get_archive tar, if there is one."""
-    import tarfile
-
-    if tar_stream is None:
-        return None
-    try:
-        with tarfile.open(fileobj=tar_stream, mode="r|") as tar:
-            for member in tar:
-                if member.isfile() and member.name.split("/", 1)[-1] == METRICS_FILE:
-                    f = tar.extractfile(member)
-                    data = json.loads(f.read()) if f else None
-                    return data if isinstance(data, dict) else None
-    except (tarfile.TarError, ValueError):
-        return None
-    finally:
-        tar_stream.seek(0)
-    return None
+    except Exception:  # left for teardown, which finds it by label
+        return False
+    return True

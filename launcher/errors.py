@@ -92,6 +92,17 @@ class HostError(LauncherError):
         return f"host {self.host}: {super().__str__()}"
 
 
+class ResourceError(LauncherError):
+    """This machine cannot give the run what it needs (open files), found before any
+    container starts. ``needed`` and ``limit`` are counts of the resource."""
+
+    def __init__(self, message: str, *, needed: int, limit: int,
+                 hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.needed = needed
+        self.limit = limit
+
+
 class RunError(LauncherError):
     """A run directory is missing, locked by another launcher, or inconsistent."""
 

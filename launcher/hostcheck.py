@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -29,9 +28,14 @@ class HostReport:
 
 
 def check_hosts(spec: SweepSpec, image: BuiltImage | None) -> list[HostReport]:
-    """One report per host of ``spec``, checked concurrently; never raises for a host."""
-    with ThreadPoolExecutor(max_workers=max(1, len(spec.hosts))) as pool:
-        return list(pool.map(lambda h: _check(h, spec, image), spec.hosts))
+    """One report per host of ``spec``, at most HOST_WORKERS at once; never raises for a
+    host."""
+    from launcher.parallel import each
+
+    reports = each(lambda h: _check(h, spec, image), spec.hosts)
+    return [r if isinstance(r, HostReport) else HostReport(h.name, h.url, reachable=False,
+                                                            problem=str(r))
+            for h, r in zip(spec.hosts, reports, strict=True)]
 
 
 def _check(host_spec: HostSpec, spec: SweepSpec, image: BuiltImage | None) -> HostReport:
@@ -41,7 +45,8 @@ def _check(host_spec: HostSpec, spec: SweepSpec, image: BuiltImage | None) -> Ho
     report = HostReport(host_spec.name, host_spec.url, reachable=False)
     try:
         host = connect(host_spec, cpus_per_trial=spec.resources.cpus,
-                       max_parallel=spec.max_parallel)
+                       max_parallel=spec.max_parallel, gpus_per_trial=spec.resources.gpus,
+                       memory_per_trial=spec.resources.memory)
     except HostError as e:
         report.problem = str(e)
         return report

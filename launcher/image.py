@@ -1,25 +1,23 @@
 """Build the training image once per content, and know it by its image ID.
 
 The tag is ``launcher-job:<digest>``, where the digest covers everything that decides
-the image: the Dockerfile, every file of the build context that .dockerignore keeps,
-the build arguments, the base image's ID and the wheels. An unchanged context is never
-rebuilt: the tag is found and its ID returned at once. Python dependencies reach the
-build as a wheelhouse downloaded on the host (see :mod:`launcher.wheelhouse`) and
-injected into the context as ``.wheelhouse/``; the build runs with network mode none.
+the image: the Dockerfile, every file of the build context (see
+:mod:`launcher.buildcontext` for what stays out), the build arguments, the base
+images' IDs and the wheels. An unchanged context is never rebuilt: the tag is found
+and its ID returned at once. Python dependencies reach the build as a wheelhouse
+downloaded on the host for the image's platform (see :mod:`launcher.wheelhouse`) and
+injected into the context as ``.wheelhouse/``; such a build runs with no network.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
-import os
-import re
-import tarfile
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from launcher.buildcontext import WHEELHOUSE_DIR as WHEELHOUSE_DIR
 from launcher.engine import image_id_of, short_error
 from launcher.errors import ImageError
 from launcher.sections import ImageSpec
@@ -28,14 +26,12 @@ from launcher.trial import LABEL_MANAGED
 if TYPE_CHECKING:
     import docker
 
+    from launcher.bases import Base, ImagePlatform
+    from launcher.wheelhouse import Wheelhouse
+
 IMAGE_REPOSITORY = "launcher-job"
 LABEL_DIGEST = "io.launcher.digest"
-WHEELHOUSE_DIR = ".wheelhouse"
 DEFAULT_REQUIREMENTS = ("requirements.txt", "experiments/requirements.txt")
-# Where no registry answers, an official base is replaced by one made from Debian packages
-# by scripts/base-image.sh. LAUNCH_BASE_IMAGE names another replacement.
-LOCAL_BASES = {"python:3.11-slim": "launcher-base:python3.11-bookworm"}
-BUILD_LOG_TAIL = 15
 NON_ROOT_USER = "10001:10001"
 
 LineSink = Callable[[str], None]
@@ -51,6 +47,11 @@ class BuiltImage:
     built: bool = False  # False when an image with the same digest already existed
     base: str = ""
     user: str = ""  # the image's configured USER ("" means root)
+    env: tuple[str, ...] = ()  # the image's ENV entries (NAME=value)
+    builder: str = ""  # "buildkit" or "classic" when built now
+    # What the digest covers, per file: recorded in the manifest so that a resumed run
+    # can say which files changed ({"files": {path: sha256}, "args", "base", "wheels"}).
+    inputs: Mapping[str, Any] = field(default_factory=dict)
 
     def run_as(self, requested: str | None) -> str:
         """The container user: as the sweep asks, else the image's if it is not root,
@@ -76,19 +77,24 @@ def find_context(spec: ImageSpec, sweep_dir: Path) -> Path:
         context = next((d for d in candidates if (d / spec.dockerfile).is_file()), Path.cwd())
     if not (context / spec.dockerfile).is_file():
         raise ImageError(f"no {spec.dockerfile} in the build context {context}",
-                         hint="set image.build.context, or image.tag for a prebuilt image")
+                         hint="set image.build.context, or image.tag for a prebuilt image; "
+                         "`launch init` writes a starter project")
     return context
 
 
 def ensure_image(client: docker.DockerClient, spec: ImageSpec, sweep_dir: Path,
-                 on_line: LineSink | None = None) -> BuiltImage:
-    """The image of ``spec`` on the engine of ``client``: a prebuilt tag, or a build."""
+                 on_line: LineSink | None = None, *,
+                 leave_out: Iterable[Path] = ()) -> BuiltImage:
+    """The image of ``spec`` on the engine of ``client``: a prebuilt tag, or a build.
+    ``leave_out``: paths that are never part of the context (results root, sweep file)."""
     if spec.tag is not None:
         image = _prebuilt(client, spec.tag)
     else:
-        image = build_image(client, spec, find_context(spec, sweep_dir), on_line)
+        image = build_image(client, spec, find_context(spec, sweep_dir), on_line,
+                            leave_out=leave_out)
     config = client.api.inspect_image(image.id).get("Config") or {}
-    return replace(image, user=str(config.get("User") or ""))
+    return replace(image, user=str(config.get("User") or ""),
+                   env=tuple(str(e) for e in config.get("Env") or ()))
 
 
 def _prebuilt(client: docker.DockerClient, tag: str) -> BuiltImage:
@@ -107,68 +113,84 @@ def _prebuilt(client: docker.DockerClient, tag: str) -> BuiltImage:
 
 
 def build_image(client: docker.DockerClient, spec: ImageSpec, context: Path,
-                on_line: LineSink | None = None) -> BuiltImage:
+                on_line: LineSink | None = None, *,
+                leave_out: Iterable[Path] = ()) -> BuiltImage:
     """Build (or find) the image of ``context``; see the module docstring."""
+    from launcher.bases import resolve_bases
+    from launcher.buildcontext import context_digest, scan_context
     from launcher.wheelhouse import ensure_wheelhouse
 
     dockerfile = (context / spec.dockerfile).read_text(encoding="utf-8")
     args = dict(spec.args)
-    base = resolve_bases(client, dockerfile, args)
+    bases = resolve_bases(client.api, dockerfile, args)
+    base = ",".join(b.id for b in bases)
     requirements = _requirements(spec, context)
-    wheelhouse = ensure_wheelhouse(requirements, on_line) if requirements else None
-    files = context_files(context, spec.dockerfile)
-    digest = context_digest(context, files, spec.dockerfile, args, base, wheelhouse)
+    wheelhouse = None
+    if requirements:
+        platform = _platform(client.api, bases)
+        wheelhouse = ensure_wheelhouse(requirements, platform, on_line)
+    files = scan_context(context, spec.dockerfile, leave_out)
+    digest = context_digest(files, spec.dockerfile, args, base,
+                            wheelhouse.key if wheelhouse else None)
+    inputs = {"files": dict(files.digests), "args": args, "base": base,
+              "wheels": wheelhouse.key if wheelhouse else None}
     tag = f"{IMAGE_REPOSITORY}:{digest[:16]}"
     existing = image_id_of(client.api, tag)
     if existing:
-        return BuiltImage(id=existing, tag=tag, digest=digest, built=False, base=base)
-    tarball = context_tar(context, files, wheelhouse.path if wheelhouse else None)
-    image_id = _run_build(client, tarball, tag, spec.dockerfile, args, digest, on_line)
-    return BuiltImage(id=image_id, tag=tag, digest=digest, built=True, base=base)
+        return BuiltImage(id=existing, tag=tag, digest=digest, base=base, inputs=inputs)
+    _warn_unpinned(requirements, on_line)
+    hint = ", ".join(str(r.relative_to(context)) for r in requirements) or "requirements.txt"
+    image_id, builder = _build(client, spec, files, wheelhouse, tag, args, digest,
+                               (dockerfile, hint), on_line)
+    return BuiltImage(id=image_id, tag=tag, digest=digest, built=True, base=base,
+                      builder=builder, inputs=inputs)
 
 
-def resolve_bases(client: docker.DockerClient, dockerfile: str, args: dict[str, str]) -> str:
-    """Make sure every FROM image is on the engine; return their IDs joined.
+def _build(client: docker.DockerClient, spec: ImageSpec, files: Any,
+           wheelhouse: Wheelhouse | None, tag: str, args: dict[str, str], digest: str,
+           texts: tuple[str, str], on_line: LineSink | None) -> tuple[str, str]:
+    from launcher.buildcontext import context_tar
+    from launcher.builder import BuildRequest, run_build
 
-    An official base that cannot be pulled is replaced by its locally made twin when
-    that exists (``args`` is updated), so registry-less machines build the same file.
-    """
-    defaults = dict(re.findall(r"^\s*ARG\s+([A-Za-z_][A-Za-z0-9_]*)=(\S+)", dockerfile, re.M))
-    stages: set[str] = set()
-    ids: list[str] = []
-    for match in re.finditer(r"^\s*FROM\s+(?:--\S+\s+)*(\S+)(?:\s+AS\s+(\S+))?", dockerfile,
-                             re.M | re.I):
-        ref, alias = match.group(1), match.group(2)
-        arg = re.fullmatch(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", ref)
-        name = args.get(arg.group(1), defaults.get(arg.group(1), "")) if arg else ref
-        if name and name != "scratch" and name not in stages:
-            name = _available_base(client, name, arg.group(1) if arg else None, args)
-            image_id = image_id_of(client.api, name) or ""
-            if image_id not in ids:
-                ids.append(image_id)
-        if alias:
-            stages.add(alias)
-    return ",".join(ids)
+    # No network when the launcher supplies the wheels: the build is hermetic.
+    network = spec.network or ("none" if wheelhouse else "default")
+    with context_tar(files, wheelhouse.path if wheelhouse else None) as tar:
+        request = BuildRequest(
+            tar=tar, tag=tag, dockerfile=spec.dockerfile, args=args,
+            labels={LABEL_MANAGED: "true", LABEL_DIGEST: digest}, network=network,
+            builder=spec.builder, dockerfile_text=texts[0], requirements_hint=texts[1])
+        return run_build(client.api, request, on_line)
 
 
-def _available_base(client: docker.DockerClient, name: str, arg: str | None,
-                    args: dict[str, str]) -> str:
-    import docker.errors
+def _platform(api: Any, bases: list[Base]) -> ImagePlatform | None:
+    """The platform of the last base (the runtime stage's, as a rule), cached on disk."""
+    from launcher.bases import image_platform
+    from launcher.wheelhouse import cache_root
 
-    if image_id_of(client.api, name):
-        return name
-    local = os.environ.get("LAUNCH_BASE_IMAGE") or LOCAL_BASES.get(name)
-    if arg and local and image_id_of(client.api, local):
-        args[arg] = local
-        return local
+    if not bases:
+        return None
+    cache_file = cache_root() / "bases.json"
     try:
-        client.images.pull(name)
-        return name
-    except docker.errors.APIError as e:
-        hint = ("run scripts/base-image.sh to make one from Debian packages" if local
-                else "load it with `docker load`, or name another one in image.build.args")
-        raise ImageError(f"base image {name} is not on the engine and cannot be pulled "
-                         f"({short_error(e)})", hint=hint) from e
+        cache = json.loads(cache_file.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    platform = image_platform(api, bases[-1], cache)
+    try:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        cache_file.write_text(json.dumps(cache, indent=1))
+    except OSError:  # a read-only cache only costs a probe next time
+        pass
+    return platform
+
+
+def _warn_unpinned(requirements: list[Path], on_line: LineSink | None) -> None:
+    from launcher.wheelhouse import unpinned
+
+    loose = unpinned(requirements)
+    if loose and on_line:
+        on_line(f"warning: not pinned to one version ({'; '.join(loose[:5])}): the wheelhouse "
+                "keeps the versions it downloaded first, and a new machine may get newer "
+                "ones; pin them (name==version) for a reproducible image")
 
 
 def _requirements(spec: ImageSpec, context: Path) -> list[Path]:
@@ -180,104 +202,3 @@ def _requirements(spec: ImageSpec, context: Path) -> list[Path]:
                                  hint="fix image.build.requirements (relative to the context)")
         return paths
     return [context / r for r in DEFAULT_REQUIREMENTS if (context / r).is_file()]
-
-
-def context_files(context: Path, dockerfile: str) -> list[str]:
-    """Relative paths of the context that .dockerignore keeps (Docker's own rules)."""
-    from docker.utils.build import exclude_paths
-
-    patterns: list[str] = []
-    ignore = context / ".dockerignore"
-    if ignore.is_file():
-        patterns = [line.strip() for line in ignore.read_text().splitlines()
-                    if line.strip() and not line.strip().startswith("#")]
-    patterns = [p for p in patterns if p.strip("/") != WHEELHOUSE_DIR]
-    kept = exclude_paths(str(context), patterns, dockerfile=dockerfile)
-    return sorted(p for p in kept if not p.startswith(WHEELHOUSE_DIR + "/")
-                  and p != WHEELHOUSE_DIR)
-
-
-def context_digest(context: Path, files: Iterable[str], dockerfile: str, args: dict[str, str],
-                   base: str, wheelhouse: Any) -> str:
-    h = hashlib.sha256()
-    h.update(f"dockerfile={dockerfile}\nbase={base}\n".encode())
-    for key in sorted(args):
-        h.update(f"arg {key}={args[key]}\n".encode())
-    for rel in files:
-        path = context / rel
-        if path.is_file() and not path.is_symlink():
-            h.update(f"file {rel} {os.access(path, os.X_OK)} ".encode())
-            h.update(hashlib.sha256(path.read_bytes()).digest())
-        elif path.is_symlink():
-            h.update(f"link {rel} {os.readlink(path)}\n".encode())
-    if wheelhouse is not None:
-        h.update(f"wheels {wheelhouse.key}\n".encode())
-    return h.hexdigest()
-
-
-def context_tar(context: Path, files: Iterable[str], wheelhouse: Path | None) -> io.BytesIO:
-    """The context as an uncompressed tar with the wheelhouse inside; stable metadata."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for rel in files:
-            _add(tar, context / rel, rel)
-        if wheelhouse is not None:
-            _add(tar, wheelhouse, WHEELHOUSE_DIR)
-            for wheel in sorted(wheelhouse.glob("*.whl")):
-                _add(tar, wheel, f"{WHEELHOUSE_DIR}/{wheel.name}")
-    buf.seek(0)
-    return buf
-
-
-def _add(tar: tarfile.TarFile, path: Path, name: str) -> None:
-    info = tar.gettarinfo(str(path), arcname=name)
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    info.mtime = 0
-    if info.isfile():
-        with path.open("rb") as f:
-            tar.addfile(info, f)
-    else:
-        tar.addfile(info)
-
-
-def _run_build(client: docker.DockerClient, tarball: io.BytesIO, tag: str, dockerfile: str,
-               args: dict[str, str], digest: str, on_line: LineSink | None) -> str:
-    import docker.errors
-
-    log: list[str] = []
-    try:
-        stream = client.api.build(
-            fileobj=tarball, custom_context=True, tag=tag, dockerfile=dockerfile,
-            buildargs=args, network_mode="none", rm=True, forcerm=True, decode=True,
-            labels={LABEL_MANAGED: "true", LABEL_DIGEST: digest})
-        for chunk in stream:
-            if "error" in chunk:
-                log.append(str(chunk.get("error", "")).rstrip())
-                raise _build_failed(log)
-            text = str(chunk.get("stream", "")).rstrip("\n")
-            if text:
-                log.append(text)
-                if on_line:
-                    on_line(text)
-    except docker.errors.APIError as e:
-        log.append(short_error(e))
-        raise _build_failed(log) from e
-    image_id = image_id_of(client.api, tag)
-    if not image_id:
-        raise _build_failed([*log, "the build ended without an image"])
-    return image_id
-
-
-def _build_failed(log: list[str]) -> ImageError:
-    text = "\n".join(log)
-    missing = re.search(r"No matching distribution found for (\S+)", text)
-    if missing:
-        return ImageError(f"the image build needs {missing.group(1)}, which is not in the "
-                          "wheelhouse", build_log=text,
-                          hint="add it, pinned, to the requirements file the launcher reads "
-                          "(experiments/requirements.txt); the launcher downloads its wheels "
-                          "on the host")
-    tail = " | ".join(line.strip() for line in log[-BUILD_LOG_TAIL:] if line.strip())
-    return ImageError(f"the image build failed: {tail[-1500:]}", build_log=text,
-                      hint="fix the Dockerfile; `launch --debug build` shows everything")

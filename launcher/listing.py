@@ -7,16 +7,15 @@ is still writing to it.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from launcher.clock import parse_time, short_time
 from launcher.defaults import RESULTS_ROOT
 from launcher.errors import LauncherError, UsageError
-from launcher.store import RunDir, RunState, TrialRecord, find_run, iter_runs
+from launcher.store import RETRYABLE, RunDir, RunState, StartedEntry, find_run, iter_runs
 from launcher.trial import TrialStatus
 
 if TYPE_CHECKING:
@@ -40,16 +39,26 @@ def list_runs(results_root: str | Path = RESULTS_ROOT) -> pd.DataFrame:
 def _run_row(run: RunDir) -> dict[str, Any]:
     try:
         manifest = run.manifest()
-        planned = len(run.plan())
+        planned, succeeded = _counts(run)
     except LauncherError:
         return {"sweep": run.path.parent.name, "run_id": run.run_id, "state": "unreadable"}
-    records = run.best()
-    succeeded = sum(r.status is TrialStatus.SUCCEEDED for r in records.values())
     hosts = [h.name or h.url for h in manifest.hosts]
     return {"sweep": manifest.sweep or run.path.parent.name, "run_id": run.run_id,
             "date": short_time(manifest.created_at), "state": str(run.state(manifest)),
             "trials": planned, "succeeded": succeeded, "image_id": short_image(manifest.image.id),
             "hosts": ",".join(hosts)}
+
+
+def _counts(run: RunDir) -> tuple[int, int]:
+    """Planned and succeeded trials: one column of the cached table of a finished run,
+    else the plan and the records."""
+    from launcher import tablecache
+
+    cached = tablecache.read(run, columns=["status"])
+    if cached is not None:
+        return len(cached), int((cached["status"] == str(TrialStatus.SUCCEEDED)).sum())
+    records = run.best()
+    return len(run.plan()), sum(r.status is TrialStatus.SUCCEEDED for r in records.values())
 
 
 def short_image(image_id: str | None) -> str:
@@ -63,14 +72,19 @@ def short_image(image_id: str | None) -> str:
 # -- status of one run ---------------------------------------------------------------------
 @dataclass(frozen=True)
 class RunStatus:
-    """A run's progress from its records. Records are written when a trial finishes, so
-    ``running`` is an upper bound: the slots the run may keep busy while work remains."""
+    """A run's progress from its files: the durable records (finished attempts) and
+    started.jsonl (containers running now). ``counts`` has one entry per planned trial
+    (its best status, ``not_started`` without a record), so ``to_run`` is exactly what
+    `launch resume` would run (and ``to_run_retry_failed`` with --retry-failed)."""
 
     run_dir: Path
-    state: str  # the manifest's state, "abandoned" when its launcher is gone
+    state: str  # see RunDir.state: running, finished, stopped, interrupted, abandoned
     holder: str  # who holds the run's lock ("pid N on HOST"), empty when nobody
     planned: int
-    counts: dict[str, int]  # finished trials per status
+    counts: dict[str, int]  # planned trials per best status (not_started included)
+    to_run: int
+    to_run_retry_failed: int
+    running: tuple[StartedEntry, ...]
     slots: int
     per_host: pd.DataFrame  # host, finished, then one column per status, mean_s, last
     first_start: datetime | None
@@ -78,19 +92,12 @@ class RunStatus:
 
     @property
     def finished(self) -> int:
-        return sum(self.counts.values())
-
-    @property
-    def remaining(self) -> int:
-        return self.planned - self.finished
+        """Trials with a final status (succeeded, failed, timed out, OOM-killed)."""
+        return self.planned - self.to_run
 
     @property
     def in_progress(self) -> bool:
         return self.state == "running"
-
-    @property
-    def running(self) -> int:
-        return min(self.remaining, self.slots) if self.in_progress else 0
 
     @property
     def rate(self) -> float | None:
@@ -100,57 +107,150 @@ class RunStatus:
         span = (self.last_finish - self.first_start).total_seconds()
         return self.finished / span if span > 0 else None
 
+    def running_rows(self, now: datetime | None = None) -> list[dict[str, Any]]:
+        """trial_id, attempt, host, container (12 digits), started_at, elapsed_s."""
+        clock = now or datetime.now(UTC)
+        rows = []
+        for e in self.running:
+            start = parse_time(e.at)
+            rows.append({"trial_id": e.trial_id, "attempt": e.attempt, "host": e.host,
+                         "container": e.container_id[:12], "started_at": e.at,
+                         "elapsed_s": round((clock - start).total_seconds(), 1)
+                         if start else None})
+        return rows
+
     def summary(self) -> str:
         """The text `launch status` prints."""
-        from launcher.results import plain_rows
-        from launcher.tables import render_rows
+        return render_status(self)
 
-        counts = ", ".join(f"{s} {n}" for s, n in sorted(self.counts.items())) or "none yet"
-        lines = [f"run {self.run_dir.parent.name}/{self.run_dir.name}: {self.state}"
-                 + (f" ({self.holder})" if self.holder else ""),
-                 f"finished {self.finished}/{self.planned}: {counts}",
-                 f"remaining {self.remaining}" + (f", running at most {self.running} "
-                                                  f"({self.slots} slots)"
-                                                  if self.in_progress else "")]
-        if self.rate:
-            eta = (f", about {self.remaining / self.rate:.0f} s left"
-                   if self.in_progress and self.remaining else "")
-            lines.append(f"throughput {self.rate:.2f} trials/s{eta}")
-        if len(self.per_host):
-            lines.append("")
-            lines.append(render_rows(list(self.per_host.columns), plain_rows(self.per_host),
-                                     "table").rstrip("\n"))
-        return "\n".join(lines) + "\n"
+    def to_json(self) -> dict[str, Any]:
+        """What `launch status --json` prints."""
+        import json
+
+        return {"run": f"{self.run_dir.parent.name}/{self.run_dir.name}",
+                "run_dir": str(self.run_dir), "state": self.state, "holder": self.holder,
+                "planned": self.planned, "counts": self.counts, "finished": self.finished,
+                "to_run": self.to_run, "to_run_retry_failed": self.to_run_retry_failed,
+                "running": self.running_rows(), "slots": self.slots,
+                "throughput_per_s": self.rate,
+                "per_host": json.loads(self.per_host.to_json(orient="records"))}
 
 
 def run_status(run: str | Path, results_root: str | Path = RESULTS_ROOT) -> RunStatus:
-    """How far a run (a run directory, or a run id or prefix) has got."""
+    """How far a run (a run directory or a run reference) has got."""
+    import pandas as pd
+
     run_dir = find_run(str(run), Path(results_root))
     manifest = run_dir.manifest()
-    records = list(run_dir.best().values())
     state = run_dir.state(manifest)
-    holder = run_dir.holder() if state is RunState.RUNNING else ""
-    starts = [t for t in (parse_time(r.started_at) for r in records) if t]
-    finishes = [t for t in (parse_time(r.finished_at) for r in records) if t]
-    return RunStatus(run_dir.path, str(state), holder, len(run_dir.plan()),
-                     dict(Counter(str(r.status) for r in records)), manifest.slots,
-                     per_host_table(records), min(starts, default=None),
-                     max(finishes, default=None))
+    trials = trial_statuses(run_dir)
+    status = trials["status"]
+    final = status.isin(FINAL)
+    done = trials[status != str(TrialStatus.NOT_STARTED)]
+    starts = pd.to_datetime(done["started_at"], utc=True, errors="coerce", format="ISO8601")
+    ends = pd.to_datetime(done["finished_at"], utc=True, errors="coerce", format="ISO8601")
+    return RunStatus(
+        run_dir.path, str(state), run_dir.holder() if state is RunState.RUNNING else "",
+        len(trials), {str(k): int(v) for k, v in status.value_counts().items()},
+        int((~final).sum()), int((~final | status.isin(RETRY)).sum()),
+        tuple(run_dir.running()) if state is RunState.RUNNING else (), manifest.slots,
+        per_host_table(done), _moment(starts.min()), _moment(ends.max()))
 
 
-def per_host_table(records: list[TrialRecord]) -> pd.DataFrame:
+# What `launch resume` leaves alone (a final status), and what --retry-failed reruns:
+# the same sets as store.still_to_run, applied to a column.
+FINAL = frozenset(str(s) for s in TrialStatus if s.terminal)
+RETRY = frozenset(str(s) for s in RETRYABLE)
+STATUS_COLUMNS = ["status", "host", "duration_s", "started_at", "finished_at"]
+
+
+def trial_statuses(run: RunDir) -> pd.DataFrame:
+    """One row per planned trial (STATUS_COLUMNS): columns of the cached table of a
+    finished run, else the plan joined with the best records."""
+    import pandas as pd
+
+    from launcher import tablecache
+
+    cached = tablecache.read(run, columns=STATUS_COLUMNS)
+    if cached is not None:
+        return cached
+    best = run.best()
+    rows = [best.get(t) for t in run.plan().trial_ids()]
+    return pd.DataFrame(
+        {"status": [str(r.status) if r else str(TrialStatus.NOT_STARTED) for r in rows],
+         "host": [r.host if r else None for r in rows],
+         "duration_s": [r.duration_s if r else None for r in rows],
+         "started_at": [r.started_at if r else None for r in rows],
+         "finished_at": [r.finished_at if r else None for r in rows]}, columns=STATUS_COLUMNS)
+
+
+def _moment(value: Any) -> datetime | None:
+    import pandas as pd
+
+    return None if value is None or pd.isna(value) else value.to_pydatetime()
+
+
+def per_host_table(done: pd.DataFrame) -> pd.DataFrame:
     """Finished trials per host: counts per status, mean duration, last finish time."""
     import pandas as pd
 
-    if not records:
+    if not len(done):
         return pd.DataFrame(columns=["host", "finished"])
-    df = pd.DataFrame([{"host": r.host or "(none)", "status": str(r.status),
-                        "duration_s": r.duration_s,
-                        "finished_at": short_time(r.finished_at)[11:]}
-                       for r in records])
+    df = pd.DataFrame({"host": done["host"].fillna("").replace("", "(none)"),
+                       "status": done["status"].astype(str),
+                       "duration_s": pd.to_numeric(done["duration_s"], errors="coerce"),
+                       "finished_at": done["finished_at"].fillna("").astype(str)
+                       .str.replace("T", " ").str.slice(11, 19)})
     counts = pd.crosstab(df["host"], df["status"])
     out = counts.sum(axis=1).to_frame("finished").join(counts)
     grouped = df.groupby("host")
     out["mean_s"] = grouped["duration_s"].mean().round(2)
     out["last"] = grouped["finished_at"].max()
     return out.reset_index()
+
+
+# -- what `launch status` prints --------------------------------------------------------
+MAX_RUNNING_LISTED = 20
+ORDER = [str(s) for s in TrialStatus]
+
+
+def render_status(s: RunStatus) -> str:
+    """State, counts per status, what resume would run, running containers, per host."""
+    from launcher.results import frame_text
+
+    name = f"{s.run_dir.parent.name}/{s.run_dir.name}"
+    counts = ", ".join(f"{k.replace('_', ' ')} {s.counts[k]}" for k in ORDER
+                       if s.counts.get(k))
+    lines = [f"run {name}: {s.state}" + (f" ({s.holder})" if s.holder else ""),
+             f"{s.planned} trials: {counts}",
+             f"finished {s.finished}/{s.planned} (final status); {_to_run(s)}"]
+    if s.in_progress:
+        lines.append(f"running now: {len(s.running)} container(s) on {s.slots} slot(s)")
+    if s.rate:
+        eta = (f", about {s.to_run / s.rate:.0f} s left"
+               if s.in_progress and s.to_run else "")
+        lines.append(f"throughput {s.rate:.2f} trials/s{eta}")
+    rows = s.running_rows()
+    if rows:
+        import pandas as pd
+
+        shown = pd.DataFrame(rows[:MAX_RUNNING_LISTED])[["trial_id", "host", "container",
+                                                         "elapsed_s", "attempt"]]
+        lines += ["", frame_text(shown).rstrip()]
+        if len(rows) > MAX_RUNNING_LISTED:
+            lines.append(f"... and {len(rows) - MAX_RUNNING_LISTED} more running "
+                         "(--json lists them all)")
+    if len(s.per_host):
+        lines += ["", frame_text(s.per_host).rstrip()]
+    return "\n".join(lines) + "\n"
+
+
+def _to_run(s: RunStatus) -> str:
+    """What `launch resume` would run, in its own words."""
+    retry = s.to_run_retry_failed - s.to_run
+    extra = f" ({retry} more with --retry-failed)" if retry else ""
+    if s.in_progress:
+        return f"{s.to_run} still to run or running{extra}"
+    if not s.to_run:
+        return "nothing left for `launch resume`" + extra.replace(" more ", " ")
+    return f"`launch resume` would run {s.to_run}{extra}"

@@ -35,6 +35,7 @@ class Overrides:
     ray_address: str | None = None
     results: str | None = None
     max_parallel: int | None = None
+    skip_unreachable: bool | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -51,7 +52,8 @@ def apply_overrides(doc: YamlDoc, o: Overrides) -> tuple[dict[str, Any], dict[Ke
     data: dict[str, Any] = copy.deepcopy(doc.data)
     labels: dict[KeyPath, str] = {}
     simple = {"replicas": o.replicas, "seed": o.seed, "backend": o.backend,
-              "results": o.results, "max_parallel": o.max_parallel}
+              "results": o.results, "max_parallel": o.max_parallel,
+              "skip_unreachable": o.skip_unreachable}
     for key, value in simple.items():
         if value is not None:
             data[key] = value

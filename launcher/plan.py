@@ -3,9 +3,13 @@
 Identities are content hashes, so they are stable across runs and machines:
 ``config_id`` hashes the canonical parameters; ``trial_id`` hashes the canonical
 parameters, the seed and the replica index (unique within a run even when every
-replica has the same seed). Random sampling uses ``random.Random(seed)``, which gives
-the same samples in every process; a sampled configuration equal to an earlier one
-is drawn again, so a small categorical space yields fewer, distinct configurations.
+replica has the same seed), and for random search also the draw index.
+
+Random search is W&B's: ``run_cap`` independent draws with replacement, so a
+configuration that comes up twice is two trials (with one config_id) and categorical
+probabilities hold exactly. It uses ``random.Random(seed)``, which gives the same draws
+in every process. Samples follow W&B's engine value for value in type: a q distribution
+gives ``round(x / q) * q``, an integer only when ``q`` is one.
 """
 
 from __future__ import annotations
@@ -20,13 +24,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from launcher.errors import SweepError
-from launcher.parameters import ParamSpec, round_q
+from launcher.parameters import ParamSpec
 from launcher.spec import SweepSpec
 from launcher.trial import Trial, nest
 
 CONFIG_ID_LENGTH = 10
 TRIAL_ID_LENGTH = 12
-RESAMPLE_FACTOR = 50  # draws allowed per wanted configuration before giving up
 # Linux's MAX_ARG_STRLEN (128 KiB) for "LAUNCH_PARAMS=<json>" and its NUL
 MAX_PARAMS_BYTES = 128 * 1024 - len("LAUNCH_PARAMS=") - 1
 
@@ -47,27 +50,32 @@ class Plan:
 def expand(spec: SweepSpec) -> Plan:
     """Every trial of ``spec``: configurations x replicas, with seeds and ids."""
     notes: list[str] = []
-    if spec.method == "grid":
-        configs: Iterator[tuple[tuple[str, Any], ...]] = _grid(spec)
-    else:
-        configs = iter(_random(spec, notes))
+    configs = _grid(spec) if spec.method == "grid" else _random(spec)
+    paths = tuple(p.key_path for p in spec.parameters)
     trials: list[Trial] = []
     seen: set[str] = set()
-    n_configs = 0
-    for params in configs:
-        canonical = _canonical(nest(params))
+    distinct: set[str] = set()
+    for draw, params in enumerate(configs):
+        canonical = _canonical(nest(params, paths))
         _check_params_size(spec, canonical, len(params))
         config_id = _digest(canonical, CONFIG_ID_LENGTH)
+        distinct.add(config_id)
+        # Grid ids stay as they always were; a random draw's index is part of its id.
+        drawn = "" if spec.method == "grid" else f'"draw":{draw},'
         for replica in range(spec.replicas):
             seed = spec.seed + replica if spec.seed_mode == "distinct" else spec.seed
-            key = f'{{"params":{canonical},"replica":{replica},"seed":{seed}}}'
+            key = f'{{{drawn}"params":{canonical},"replica":{replica},"seed":{seed}}}'
             trial_id = _digest(key, TRIAL_ID_LENGTH)
             if trial_id in seen:  # 48-bit hashes: practically never, but never silently
                 raise SweepError(f"trial id collision on {trial_id}; change the seed")
             seen.add(trial_id)
-            trials.append(Trial(trial_id, config_id, len(trials), replica, seed, params))
-        n_configs += 1
-    return Plan(tuple(trials), tuple(p.name for p in spec.parameters), n_configs, tuple(notes))
+            trials.append(Trial(trial_id, config_id, len(trials), replica, seed, params,
+                                paths))
+    if spec.method == "random" and len(distinct) < spec.configurations():
+        notes.append(f"{spec.configurations()} random draws gave {len(distinct)} distinct "
+                     "configurations; repeated ones run again, as in W&B")
+    return Plan(tuple(trials), tuple(p.name for p in spec.parameters), len(distinct),
+                tuple(notes))
 
 
 def _check_params_size(spec: SweepSpec, canonical: str, count: int) -> None:
@@ -102,24 +110,12 @@ def _grid(spec: SweepSpec) -> Iterator[tuple[tuple[str, Any], ...]]:
         yield tuple(zip(names, values, strict=True))
 
 
-def _random(spec: SweepSpec, notes: list[str]) -> list[tuple[tuple[str, Any], ...]]:
+def _random(spec: SweepSpec) -> Iterator[tuple[tuple[str, Any], ...]]:
+    """``run_cap`` independent draws with replacement, as W&B's random search."""
     assert spec.run_cap is not None
     rng = random.Random(spec.seed)
-    wanted = spec.run_cap
-    out: list[tuple[tuple[str, Any], ...]] = []
-    seen: set[str] = set()
-    for _ in range(wanted * RESAMPLE_FACTOR):
-        if len(out) == wanted:
-            break
-        params = tuple((p.name, sample(p, rng)) for p in spec.parameters)
-        key = _canonical(params)
-        if key not in seen:
-            seen.add(key)
-            out.append(params)
-    if len(out) < wanted:
-        notes.append(f"run_cap is {wanted} but the space has only {len(out)} distinct "
-                     "configurations; each runs once")
-    return out
+    for _ in range(spec.run_cap):
+        yield tuple((p.name, sample(p, rng)) for p in spec.parameters)
 
 
 def sample(p: ParamSpec, rng: random.Random) -> Any:
@@ -127,9 +123,9 @@ def sample(p: ParamSpec, rng: random.Random) -> Any:
     kind = p.kind
     if kind == "constant":
         return p.value
-    if kind == "categorical":
+    if kind == "categorical":  # duplicates weigh more, as in W&B (it draws an index)
         if p.probabilities:
-            return rng.choices(p.values, weights=p.probabilities)[0]
+            return rng.choices(p.values, cum_weights=_cumulative(p.probabilities))[0]
         return p.values[rng.randrange(len(p.values))]
     if kind == "int_uniform":
         assert p.min is not None and p.max is not None
@@ -137,7 +133,22 @@ def sample(p: ParamSpec, rng: random.Random) -> Any:
     quantized = kind.startswith("q_")
     base = kind[2:] if quantized else kind
     x = _continuous(base, p, rng)
-    return round_q(x, p.q) if quantized else x
+    return quantize(x, p.q) if quantized else x
+
+
+def quantize(x: float, q: int | float) -> int | float:
+    """W&B's ``round(x / q) * q`` (half to even): an int when ``q`` is an int."""
+    value = round(x / q) * q
+    return int(value) if isinstance(q, int) else float(value)
+
+
+def _cumulative(weights: tuple[float, ...]) -> list[float]:
+    out, total = [], 0.0
+    for w in weights:
+        total += w
+        out.append(total)
+    out[-1] = max(out[-1], 1.0)  # renormalised weights: never leave a gap at the top
+    return out
 
 
 def _continuous(kind: str, p: ParamSpec, rng: random.Random) -> float:

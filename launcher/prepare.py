@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from launcher.backends.base import Backend, RunContext
@@ -54,7 +55,9 @@ class prepared_backend:
 
         spec = self.spec
         macro_env, trial_env = resolve_environment(spec)
-        self.backend = backend = get_backend(spec, skip_unreachable=self.expected is not None)
+        # a resume leaves out the hosts that do not answer: a dead host must not block it
+        self.backend = backend = get_backend(
+            spec if self.expected is None else replace(spec, skip_unreachable=True))
         image = self._image(backend)
         settings = container_settings(spec, image, self.run_id, trial_env)
         check_effective_user(settings.user, any(m.kind == "bind" for m in spec.mounts),
@@ -90,9 +93,13 @@ class prepared_backend:
 
 def build(spec: SweepSpec, host: Host, on_line: LineSink | None = None) -> BuiltImage:
     """The sweep's image on ``host``: built once, cached by content."""
+    from pathlib import Path
+
     from launcher.image import ensure_image
 
-    return ensure_image(host.client, spec.image, spec.base_dir, on_line)
+    # The results root and the sweep file are launcher inputs and outputs, never the job's.
+    leave_out = [Path(spec.results)] + ([Path(spec.source_path)] if spec.source_path else [])
+    return ensure_image(host.client, spec.image, spec.base_dir, on_line, leave_out=leave_out)
 
 
 def build_locally(spec: SweepSpec, on_line: LineSink | None = None, *,
@@ -146,10 +153,18 @@ def secret_values(spec: SweepSpec, on_line: LineSink | None = None) -> tuple[str
 
 def container_settings(spec: SweepSpec, image: BuiltImage, run_id: str,
                        env: dict[str, str]) -> ContainerSettings:
+    from launcher.command import uses_params_file
+    from launcher.runtime import home_environment
+
     return ContainerSettings(
-        image=image.id, run_id=run_id, sweep=spec.name, env=env, resources=spec.resources,
+        image=image.id, run_id=run_id, sweep=spec.name,
+        env={**home_environment(image.env), **env},  # the sweep's env wins
+        resources=spec.resources,
         network=spec.network, user=image.run_as(spec.user), outputs=spec.outputs,
         timeout=spec.timeout, stop_grace=spec.stop_grace, log_limit=spec.log_limit,
         outputs_limit=spec.outputs_limit,
         mounts=tuple((m.kind, os.path.realpath(m.source) if m.kind == "bind" else m.source,
-                      m.target) for m in spec.mounts))
+                      m.target) for m in spec.mounts),
+        params_file=uses_params_file(spec.command),
+        metric=spec.metric.name if spec.metric else None,
+        strict_metrics=spec.strict_metrics)

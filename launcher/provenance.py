@@ -21,7 +21,8 @@ from launcher.version import __version__
 def new_manifest(spec: SweepSpec, run_id: str, image: BuiltImage,
                  backend: Backend) -> Manifest:
     """The manifest of a run of ``spec`` that starts now."""
-    metric = MetricRecord(spec.metric.name, spec.metric.goal) if spec.metric else None
+    metric = MetricRecord(spec.metric.name, spec.metric.goal, spec.metric.target) \
+        if spec.metric else None
     return Manifest.new(
         run_id=run_id, sweep=spec.name, created_at=now("seconds"),
         description=spec.description, launcher_version=__version__,
@@ -30,15 +31,15 @@ def new_manifest(spec: SweepSpec, run_id: str, image: BuiltImage,
         git=git_state(Path(spec.image.context) if spec.image.context else spec.base_dir),
         overrides=spec.overrides.to_json(), method=spec.method, replicas=spec.replicas,
         seed=spec.seed, seed_mode=spec.seed_mode, metric=metric,
-        image=ImageRecord(image.id, image.tag, image.digest, image.base),
+        image=ImageRecord(image.id, image.tag, image.digest, image.base, dict(image.inputs)),
         backend=backend.describe(), settings=sweep_settings(spec))
 
 
 def sweep_settings(spec: SweepSpec) -> dict[str, Any]:
     """What the sweep asks of every trial, as JSON: the manifest keeps it so that a
-    resume can say what changed in an edited sweep file. Hosts, results and
-    max_parallel are left out: a resume may change where trials run. ``env`` values are
-    as written (``${envvar:NAME}``, never the secret)."""
+    resume can say what changed in an edited sweep file. Hosts (and skip_unreachable),
+    results and max_parallel are left out: a resume may change where trials run. ``env``
+    values are as written (``${envvar:NAME}``, never the secret)."""
     out: dict[str, Any] = {}
     for f in dataclasses.fields(spec):
         if f.name in SETTINGS_LEFT_OUT:
@@ -48,7 +49,7 @@ def sweep_settings(spec: SweepSpec) -> dict[str, Any]:
 
 
 SETTINGS_LEFT_OUT = ("name", "description", "parameters", "hosts", "results", "max_parallel",
-                     "source_path", "source_text", "overrides", "warnings")
+                     "skip_unreachable", "source_path", "source_text", "overrides", "warnings")
 
 
 def _json(value: Any) -> Any:

@@ -1,25 +1,41 @@
 """One self-contained HTML report of a run: summary, best configurations, the metric
-against each parameter, the spread over replicas, learning curves, a timeline of every
-container per host, the throughput and the reproducibility matrix.
+against each parameter, how parameters act together (heatmap, parallel coordinates),
+the spread over replicas, learning curves, failed and stopped trials with their logs,
+a timeline of every container per host, reproducibility, and the sweep file with one
+trial's command.
 
     from launcher.report import write_report
-    write_report("20261130-1024")        # -> results/<sweep>/<run id>/report.html
+    write_report("latest")        # -> results/<sweep>/<run id>/report.html
 
-Images are PNG data URIs and the style sheet is inline: the file references nothing
-outside itself, so it can be mailed, archived or opened offline.
+Images are SVG data URIs and the style sheet is inline: the file references nothing
+outside itself, so it can be mailed, archived or opened offline. A section with nothing
+to show is one line. On a running run, :func:`write_live_report` rewrites the page
+until the run ends, and the page reloads itself meanwhile.
 """
 
 from __future__ import annotations
 
-import base64
-import html
-import json
+import shlex
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from launcher.defaults import RESULTS_ROOT
+from launcher.html import (
+    empty,
+    esc,
+    facts_table,
+    html_table,
+    img,
+    note,
+    page,
+    pre,
+    section,
+    verdict,
+)
 from launcher.listing import short_image
-from launcher.store import Manifest, RunDir, atomic_write, find_run
+from launcher.store import Manifest, RunDir, RunState, atomic_write, find_run
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -28,100 +44,84 @@ if TYPE_CHECKING:
     from launcher.verify import Verification
 
 MAX_CURVES = 200
-CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#222;
-background:#f6f7f9}
-main{max-width:1080px;margin:0 auto;padding:24px 32px 48px;background:#fff}
-h1{font-size:26px;margin:4px 0 2px}h2{font-size:19px;margin:32px 0 8px;
-border-bottom:1px solid #e3e3e3;padding-bottom:4px}
-.sub{color:#666;margin:0 0 16px}.note{color:#555;font-size:14px}
-.verdict{font-size:17px;padding:10px 14px;border-radius:6px;margin:8px 0}
-.ok{background:#e6f4ea;color:#1e5631}.bad{background:#fde8e8;color:#8a1c1c}
-.none{background:#f0f0f0;color:#444}
-img{max-width:100%;height:auto;display:block;margin:8px 0}
-table{border-collapse:collapse;font-size:13px;margin:8px 0}
-th,td{padding:4px 10px;border-bottom:1px solid #eee;text-align:left}
-th{background:#fafafa}td.num{text-align:right;font-variant-numeric:tabular-nums}
-.facts td:first-child{color:#666;padding-right:18px}
-"""
+MAX_FAILED = 30
+LOG_EXCERPT_LINES = 8
+RELOAD_SECONDS = 5
+MAX_LIVE_SECONDS = 24 * 3600  # bounded: a live page stops being rewritten after a day
+STOPPED = ("failed", "timed_out", "oom_killed", "lost", "cancelled")
 
 
 def write_report(run: str | Path, results_root: str | Path = RESULTS_ROOT,
                  output: str | Path | None = None) -> Path:
-    """Write the HTML report of a run (default: report.html in the run directory)."""
+    """Write the HTML report of a run (default: report.html in the run directory); a
+    running run's page reloads itself (see :func:`write_live_report`)."""
     run_dir = find_run(str(run), Path(results_root))
     path = Path(output) if output else run_dir.path / "report.html"
-    atomic_write(path, build_report(run_dir))
+    atomic_write(path, build_report(run_dir, live=run_dir.state() is RunState.RUNNING))
     return path
 
 
-def build_report(run: RunDir) -> str:
-    """The report's HTML text."""
+def write_live_report(run: str | Path, results_root: str | Path = RESULTS_ROOT,
+                      output: str | Path | None = None, *, once: bool = False,
+                      on_update: Callable[[str], None] | None = None) -> Path:
+    """Write the report; while the run runs (and not ``once``), rewrite it every few
+    seconds until the run ends, then write the final page (which no longer reloads)."""
+    run_dir = find_run(str(run), Path(results_root))
+    path = write_report(run_dir.path, results_root, output)
+    if once or run_dir.state() is not RunState.RUNNING:
+        return path
+    if on_update:
+        on_update(f"run {run_dir.run_id} is running: {path} reloads itself and is rewritten "
+                  f"every {RELOAD_SECONDS} s until the run ends (Ctrl-C stops)")
+    deadline = time.monotonic() + MAX_LIVE_SECONDS
+    try:
+        while run_dir.state() is RunState.RUNNING and time.monotonic() < deadline:
+            time.sleep(RELOAD_SECONDS)
+            write_report(run_dir.path, results_root, path)
+    finally:  # the last page does not reload (also after Ctrl-C)
+        atomic_write(path, build_report(run_dir, live=False))
+    return path
+
+
+def build_report(run: RunDir, live: bool = False) -> str:
+    """The report's HTML text; ``live`` adds a reload tag and a banner."""
     from launcher.results import table_of
     from launcher.verify import verify_runs
 
     manifest = run.manifest()
-    verification = verify_runs([run.path])
     table = table_of(run)
+    verification = verify_runs([run.path])
     labels = config_labels(table.df)
-    body = [summary_section(table, manifest), verdict(verification),
-            best_section(table, labels),
-            params_section(table), spread_section(table, labels),
-            curves_section(run, table, labels), timeline_section(table.df),
-            repro_section(verification)]
-    title = f"{table.sweep} / {run.run_id}"
-    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>{esc(title)}</title><style>{CSS}</style></head><body><main>"
-            + "".join(body) + "</main></body></html>\n")
-
-
-# -- building blocks -------------------------------------------------------------------------
-def esc(value: Any) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def img(data: bytes | None, alt: str) -> str:
-    if not data:
-        return f"<p class=\"note\">(no data for: {esc(alt)})</p>"
-    encoded = base64.b64encode(data).decode("ascii")
-    return f"<img src=\"data:image/png;base64,{encoded}\" alt=\"{esc(alt)}\">"
-
-
-def section(title: str, *parts: str) -> str:
-    return f"<section><h2>{esc(title)}</h2>{''.join(parts)}</section>"
-
-
-def note(text: str) -> str:
-    return f"<p class=\"note\">{esc(text)}</p>"
-
-
-def html_table(df: pd.DataFrame, max_rows: int = 20) -> str:
-    from launcher.results import plain_rows
-    from launcher.tables import cell
-
-    head = "".join(f"<th>{esc(c)}</th>" for c in df.columns)
-    rows = []
-    for row in plain_rows(df.head(max_rows)):
-        cells = "".join(f"<td class=\"num\">{esc(cell(v))}</td>" if isinstance(v, int | float)
-                        else f"<td>{esc(cell(v))}</td>" for v in row)
-        rows.append(f"<tr>{cells}</tr>")
-    more = note(f"... {len(df) - max_rows} more rows") if len(df) > max_rows else ""
-    return f"<table><tr>{head}</tr>{''.join(rows)}</table>{more}"
+    log_scale = {name: run.plan().log_scale(name) for name in run.plan().parameters}
+    body = [summary_section(table, manifest, live),
+            verdict(verification) if verification.compared else "",
+            best_section(table, labels), params_section(table, log_scale),
+            interactions_section(table, log_scale), spread_section(table, labels),
+            curves_section(run, table, labels), failed_section(run, table.df),
+            timeline_section(table.df), repro_section(verification),
+            sweep_section(run, table.df)]
+    return page(f"{table.sweep} / {run.run_id}", "".join(body),
+                reload_seconds=RELOAD_SECONDS if live else None)
 
 
 def config_labels(df: pd.DataFrame) -> dict[str, str]:
     """config_id -> the values of its varying parameters (``lr=0.1 hidden=8``)."""
-    from launcher.plots import varying_params
+    from launcher.plots import category_label, varying_params
 
     params = varying_params(df)
     firsts = df.groupby("config_id", sort=False).first()
-    return {str(c): " ".join(f"{p.removeprefix('param.')}={row[p]}" for p in params) or str(c)
-            for c, row in firsts.iterrows()}
+    return {str(c): " ".join(f"{p.removeprefix('param.')}={category_label(row[p])}"
+                             for p in params) or str(c) for c, row in firsts.iterrows()}
 
 
-# -- sections -----------------------------------------------------------------------------------
-def summary_section(table: RunTable, manifest: Manifest) -> str:
+def _ok(table: RunTable) -> pd.DataFrame:
+    column = f"metric.{table.metric}"
+    df = table.df
+    return df[(df["status"] == "succeeded") & df[column].notna()] if column in df else df[:0]
+
+
+# -- sections -------------------------------------------------------------------------------------
+def summary_section(table: RunTable, manifest: Manifest, live: bool) -> str:
     from launcher.timeline import spans
 
     df = table.df
@@ -132,23 +132,27 @@ def summary_section(table: RunTable, manifest: Manifest) -> str:
              f"{h.slots or '?'} slots)" for h in manifest.hosts]
     image = manifest.image
     facts = [("run", f"{table.sweep}/{table.run_id} ({manifest.state})"),
-             ("created", f"{manifest.created_at}, finished {manifest.finished_at}"),
+             ("created", f"{manifest.created_at}, finished {manifest.finished_at or '-'}"),
              ("trials", f"{len(df)}: " + ", ".join(f"{n} {s}" for s, n in counts.items())),
              ("image", f"{image.id} ({image.tag or ''})"),
-             ("backend", f"{manifest.backend} on {len(hosts)} host(s): " + "; ".join(hosts)),
+             ("backend", f"{manifest.backend} on {len(hosts)} host(s): " + "; ".join(hosts[:10])
+              + (f"; and {len(hosts) - 10} more" if len(hosts) > 10 else "")),
              ("wall time", f"{wall:.1f} s from the first container start to the last finish, "
                            f"{len(items) / wall if wall else 0:.2f} containers/s"),
              ("metric", f"{table.metric} ({table.goal})" if table.metric else "none named"),
              ("seeds", f"seed {manifest.seed}, seed_mode {manifest.seed_mode}, "
                        f"{manifest.replicas} replicas per configuration")]
-    rows = "".join(f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in facts)
-    description = manifest.description
-    return (f"<h1>{esc(table.sweep)}</h1><p class=\"sub\">{esc(description)}</p>"
-            f"<table class=\"facts\">{rows}</table>")
+    banner = (f"<p class=\"live\">Live: the run is running; this page reloads every "
+              f"{RELOAD_SECONDS} s until it ends.</p>" if live else "")
+    warnings = "".join(note(f"warning: {p}") for p in table.problems())
+    return (f"<h1>{esc(table.sweep)}</h1><p class=\"sub\">{esc(manifest.description)}</p>"
+            f"{banner}{facts_table(facts)}{warnings}")
 
 
 def best_section(table: RunTable, labels: dict[str, str]) -> str:
     by_config = table.by_config()
+    if not len(by_config):
+        return empty("Best configurations", "no configuration")
     shown = by_config.drop(columns=[c for c in by_config.columns if c.startswith("param.")])
     shown.insert(1, "configuration", shown["config_id"].map(labels))
     what = (f"sorted by mean {table.metric}, {table.goal}" if table.metric
@@ -157,37 +161,61 @@ def best_section(table: RunTable, labels: dict[str, str]) -> str:
                    html_table(shown, 10))
 
 
-def params_section(table: RunTable) -> str:
+def params_section(table: RunTable, log_scale: dict[str, bool | None]) -> str:
     from launcher.plots import metric_vs_params
 
+    title = f"{table.metric} against each parameter" if table.metric else \
+        "Metric against parameters"
     if not table.metric:
-        return section("Metric against parameters", note("The sweep names no metric."))
-    return section(f"{table.metric} against each parameter",
-                   img(metric_vs_params(table.df, table.metric), "metric against parameters"))
+        return empty(title, "the sweep names no metric")
+    data = metric_vs_params(table.df, table.metric, log_scale)
+    if data is None:
+        return empty(title, f"no succeeded trial reported {table.metric}")
+    return section(title, img(data, "metric against parameters"))
+
+
+def interactions_section(table: RunTable, log_scale: dict[str, bool | None]) -> str:
+    from launcher.interactions import heatmap, importance, parallel_coordinates
+
+    title = "Parameters together"
+    ok = _ok(table)
+    if not table.metric or not len(ok):
+        return empty(title, "no metric to compare configurations by")
+    ranked = importance(ok, table.metric, log_scale)
+    if len(ranked) < 2:
+        return empty(title, "fewer than two parameters vary")
+    names = list(ranked)
+    shares = ", ".join(f"{n} {share:.0%}" for n, share in ranked.items())
+    return section(title, note(f"Share of the variance of {table.metric} that each "
+                               f"parameter's values explain: {shares}."),
+                   img(heatmap(ok, table.metric, table.goal, (names[0], names[1]), log_scale),
+                       f"heatmap of {table.metric} over {names[0]} and {names[1]}"),
+                   img(parallel_coordinates(ok, table.metric, table.goal, names[:8],
+                                            log_scale), "parallel coordinates"))
 
 
 def spread_section(table: RunTable, labels: dict[str, str]) -> str:
     from launcher.plots import replica_spread
 
     if not table.metric:
-        return ""
+        return empty("Spread over replicas", "the sweep names no metric")
     order = list(table.by_config()["config_id"])
     data = replica_spread(table.df, table.metric, labels, order)
     if data is None:
-        return section("Spread over replicas", note("No configuration has two succeeded "
-                                                    "replicas."))
+        return empty("Spread over replicas", "no configuration has two succeeded replicas")
     return section("Spread over replicas", img(data, "spread over replicas"))
 
 
 def curves_section(run: RunDir, table: RunTable, labels: dict[str, str]) -> str:
     from launcher.plots import learning_curves
+    from launcher.results import read_history
 
     ok = table.df[table.df["status"] == "succeeded"].head(MAX_CURVES)
     histories = {t: read_history(run.history_path(t)) for t in ok["trial_id"]}
     key, x_name = curve_keys(histories, table.metric)
     if not key:
-        return section("Learning curves", note("No trial wrote a history (JSON lines with "
-                                               "an epoch or step key)."))
+        return empty("Learning curves", "no trial wrote a history (JSON lines with an epoch "
+                                        "or step key)")
     curves = {t: ([float(h[x_name]) for h in rows if key in h and x_name in h],
                   [float(h[key]) for h in rows if key in h and x_name in h])
               for t, rows in histories.items() if rows}
@@ -195,20 +223,6 @@ def curves_section(run: RunDir, table: RunTable, labels: dict[str, str]) -> str:
     capped = note(f"The first {MAX_CURVES} succeeded trials.") if len(ok) == MAX_CURVES else ""
     return section("Learning curves", img(learning_curves(curves, config_of, labels, key,
                                                           x_name), "learning curves"), capped)
-
-
-def read_history(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text(errors="replace").splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(row, dict):
-            rows.append(row)
-    return rows
 
 
 def curve_keys(histories: dict[str, list[dict[str, Any]]],
@@ -224,29 +238,75 @@ def curve_keys(histories: dict[str, list[dict[str, Any]]],
     return key, x_name
 
 
+def failed_section(run: RunDir, df: pd.DataFrame) -> str:
+    """Every trial that did not succeed: status, reason, host, attempt, end of its log."""
+    title = "Failed and stopped trials"
+    bad = df[df["status"].isin(STOPPED)]
+    waiting = int((df["status"] == "not_started").sum())
+    later = f"; {waiting} not started yet" if waiting else ""
+    if not len(bad):
+        return empty(title, f"none: every trial that ran succeeded{later}")
+    rows = bad.head(MAX_FAILED).assign(
+        log=[pre(log_excerpt(run.log_path(str(t)))) for t in bad["trial_id"].head(MAX_FAILED)])
+    shown = rows[["trial_id", "status", "reason", "host", "attempt", "log"]]
+    return section(title, note(f"{len(bad)} trials{later}. `launch logs RUN TRIAL` prints a "
+                               "whole log; `launch resume RUN --retry-failed` runs them again."),
+                   html_table(shown, MAX_FAILED, raw=("log",)))
+
+
+def log_excerpt(path: Path, lines: int = LOG_EXCERPT_LINES) -> str:
+    """The last lines of a log (the error is usually there)."""
+    if not path.is_file():
+        return "(no log)"
+    tail = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    return "\n".join(line[:200] for line in tail[-lines:]) or "(empty log)"
+
+
 def timeline_section(df: pd.DataFrame) -> str:
     from launcher.timeline import gantt, throughput
 
-    return section("Containers over time", img(gantt(df), "timeline of containers per host"),
+    chart = gantt(df)
+    if chart is None:
+        return empty("Containers over time", "no container has finished yet")
+    return section("Containers over time", img(chart, "timeline of containers per host"),
                    img(throughput(df), "throughput over time"))
-
-
-def verdict(v: Verification) -> str:
-    """The reproducibility verdict as a colored line."""
-    kind = "ok" if v.ok else "none" if v.compared == 0 else "bad"
-    return f"<p class=\"verdict {kind}\">{esc(v.verdict)}</p>"
 
 
 def repro_section(v: Verification) -> str:
     from launcher.plots import repro_matrix
 
+    title = "Reproducibility (same configuration and seed, same result)"
+    if v.compared == 0:
+        return empty(title, v.verdict)
     listed = "".join(f"<li>{esc(r['trial_id'])} on {esc(r['host'])}: "
                      f"{esc(r['differences'])}</li>" for r in v.differing.head(20)
                      .to_dict("records"))
-    image = img(repro_matrix(v.cells()), "reproducibility matrix") if v.compared else ""
     notes = "".join(note(n) for n in v.notes())
-    return section("Reproducibility (same configuration and seed, same result)",
-                   verdict(v), image,
+    return section(title, verdict(v), img(repro_matrix(v.cells()), "reproducibility matrix"),
                    f"<ul>{listed}</ul>" if listed else "", notes,
                    note(f"Image: {short_image(next(iter(v.image_ids), ''))}. Check several "
                         "runs together with `launch verify RUN_A RUN_B`."))
+
+
+def sweep_section(run: RunDir, df: pd.DataFrame) -> str:
+    """The sweep file as the run saved it, and the command of one trial."""
+    import json
+
+    argv = next((json.loads(a) for a in df["argv"].dropna()), None) if "argv" in df else None
+    command = pre(command_text(argv)) if argv else note(
+        "Not recorded (a run made by an older launcher).")
+    first = df[df["argv"].notna()].iloc[0]["trial_id"] if argv else ""
+    given = {k: v for k, v in run.manifest().overrides.items() if v not in (None, [], {}, "")}
+    overrides = ", ".join(f"{k}={v}" for k, v in given.items()) or "none"
+    return section("The sweep", note(f"sweep.yaml as this run saved it (command-line "
+                                     f"overrides: {overrides}):"),
+                   pre(run.sweep_text()),
+                   note(f"The command of trial {first} (values are argv items, never "
+                        "a shell):" if argv else "The command of a trial:"), command)
+
+
+def command_text(argv: list[str]) -> str:
+    """An argv as a reader would type it; a kept image entrypoint is named as such."""
+    if argv and argv[0] == "<entrypoint>":
+        return "(the image's entrypoint) " + shlex.join(argv[1:])
+    return shlex.join(argv)

@@ -1,9 +1,13 @@
 """The results table: one row per planned trial, built from a run's records.
 
-Columns (snake_case): trial_id, config_id, replica, seed, ``param.<dotted name>``,
-``metric.<name>``, status, reason, exit_code, host, image_id, container_id, attempt,
-queued_at, started_at, finished_at (ISO UTC), duration_s, and any backend provenance
-(for example ray_node_id). A planned trial without a record is a ``not_started`` row.
+Columns (snake_case): run_id, sweep, trial_id, config_id, replica, seed,
+``param.<dotted name>``, ``metric.<name>``, status, reason, exit_code, host, image_id,
+container_id, attempt, queued_at, started_at, finished_at (timestamps, UTC), duration_s,
+argv (the container's argv as JSON text), and any backend provenance (for example
+ray_node_id). A planned trial without a record is a ``not_started`` row. Tables of
+several runs concatenate into one (``run_id`` tells them apart).
+
+history.parquet beside it has every trial's learning curve (:func:`load_history`).
 """
 
 from __future__ import annotations
@@ -15,20 +19,32 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from launcher.defaults import RESULTS_ROOT
-from launcher.store import RunDir, TrialRecord, atomic_write, find_run
+from launcher.store import RECORDS, RunDir, TrialRecord, atomic_write, find_run
 from launcher.trial import TrialStatus, pluck
 
 if TYPE_CHECKING:
     import pandas as pd
 
-BASE_COLUMNS = ("trial_id", "config_id", "replica", "seed")
+BASE_COLUMNS = ("run_id", "sweep", "trial_id", "config_id", "replica", "seed")
 OUTCOME_COLUMNS = ("status", "reason", "exit_code", "host", "image_id", "container_id",
-                   "attempt", "queued_at", "started_at", "finished_at", "duration_s")
+                   "attempt", "queued_at", "started_at", "finished_at", "duration_s",
+                   "outputs_truncated", "argv")
+TIME_COLUMNS = ("queued_at", "started_at", "finished_at")
+HISTORY_FILE = "history.parquet"
 
 
 def load_results(run: str | Path, results_root: str | Path = RESULTS_ROOT) -> pd.DataFrame:
     """The results table of a run (a run directory, or a run id or prefix)."""
-    return build_table(find_run(str(run), Path(results_root)))
+    return load_table(find_run(str(run), Path(results_root)))
+
+
+def load_table(run: RunDir) -> pd.DataFrame:
+    """The results table of ``run``: results.parquet when it is up to date with the
+    records (a finished run), else built from the records (see launcher.tablecache)."""
+    from launcher import tablecache
+
+    cached = tablecache.read(run)
+    return cached if cached is not None else build_table(run)
 
 
 def build_table(run: RunDir) -> pd.DataFrame:
@@ -36,13 +52,15 @@ def build_table(run: RunDir) -> pd.DataFrame:
     import pandas as pd
 
     plan = run.plan()
+    sweep = run.manifest().sweep or run.path.parent.name
     names = plan.parameters
     records = run.best()
     rows = []
     metric_names: dict[str, None] = {}
     extra_names: dict[str, None] = {}
     for trial in plan.trials:
-        row: dict[str, Any] = {"trial_id": trial.trial_id, "config_id": trial.config_id,
+        row: dict[str, Any] = {"run_id": run.run_id, "sweep": sweep,
+                               "trial_id": trial.trial_id, "config_id": trial.config_id,
                                "replica": trial.replica, "seed": trial.seed}
         for name in names:
             row[f"param.{name}"] = _scalar(pluck(trial.params, name))
@@ -65,6 +83,9 @@ def build_table(run: RunDir) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=columns)
     for column in ("exit_code", "attempt"):
         df[column] = df[column].astype("Int64")
+    df["outputs_truncated"] = df["outputs_truncated"].eq(True)  # not started: False
+    for column in TIME_COLUMNS:
+        df[column] = pd.to_datetime(df[column], utc=True, format="ISO8601")
     return df
 
 
@@ -74,7 +95,10 @@ def outcome_row(record: TrialRecord) -> dict[str, Any]:
             "exit_code": record.exit_code, "host": record.host, "image_id": record.image_id,
             "container_id": record.container_id, "attempt": record.attempt,
             "queued_at": record.queued_at, "started_at": record.started_at,
-            "finished_at": record.finished_at, "duration_s": record.duration_s}
+            "finished_at": record.finished_at, "duration_s": record.duration_s,
+            "outputs_truncated": record.outputs_truncated,
+            "argv": json.dumps(list(record.argv), ensure_ascii=False)
+            if record.argv is not None else None}
 
 
 def _scalar(value: Any) -> Any:
@@ -85,25 +109,78 @@ def _scalar(value: Any) -> Any:
 
 
 def write_tables(run: RunDir) -> pd.DataFrame:
-    """Rebuild results.parquet and results.csv atomically from the records."""
+    """Rebuild results.parquet (also the read commands' cache, see launcher.tablecache),
+    results.csv and history.parquet atomically from the records and history files."""
+    from launcher import tablecache
+
+    size = tablecache.records_size(run)  # before reading: a later record makes it stale
     df = build_table(run)
-    csv_text = df.to_csv(index=False)
+    csv_text = df.to_csv(index=False, date_format="%Y-%m-%dT%H:%M:%S.%fZ")
     atomic_write(run.path / "results.csv", csv_text)
-    buf = io.BytesIO()
-    _parquet_safe(df).to_parquet(buf, index=False)
-    atomic_write(run.path / "results.parquet", buf.getvalue())
+    tablecache.write(run, df, size)
+    history = build_history(run, df)
+    if len(history):
+        atomic_write(run.path / HISTORY_FILE, parquet_bytes(history))
     return df
 
 
-def _parquet_safe(df: pd.DataFrame) -> pd.DataFrame:
-    """Parquet needs one type per column: mixed-type object columns become text."""
-    out = df.copy()
-    for column in out.columns:
-        if out[column].dtype == object:
-            kinds = {type(v) for v in out[column].dropna()}
-            if len(kinds) > 1:
-                out[column] = out[column].map(lambda v: None if v is None else str(v))
+def parquet_bytes(df: pd.DataFrame) -> bytes:
+    from launcher.tablecache import parquet_safe
+
+    buf = io.BytesIO()
+    parquet_safe(df)[0].to_parquet(buf, index=False)
+    return buf.getvalue()
+
+
+def build_history(run: RunDir, table: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Every trial's learning curve in one long table: run_id, trial_id, config_id, then
+    one column per key of the history lines (step or epoch, the metrics), one row per
+    line, in plan order."""
+    import pandas as pd
+
+    table = build_table(run) if table is None else table
+    frames = []
+    for trial_id, config_id in zip(table["trial_id"], table["config_id"], strict=True):
+        rows = read_history(run.history_path(str(trial_id)))
+        if rows:
+            frame = pd.DataFrame(rows)
+            frame.insert(0, "config_id", config_id)
+            frame.insert(0, "trial_id", trial_id)
+            frames.append(frame)
+    if not frames:
+        return pd.DataFrame(columns=["run_id", "trial_id", "config_id"])
+    out = pd.concat(frames, ignore_index=True)
+    out.insert(0, "run_id", run.run_id)
     return out
+
+
+def read_history(path: Path) -> list[dict[str, Any]]:
+    """The JSON-object lines of one history file (others skipped); [] when absent."""
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
+def load_history(run: str | Path, results_root: str | Path = RESULTS_ROOT) -> pd.DataFrame:
+    """Every trial's learning curve of a run (a run directory, or a run reference): its
+    history.parquet, or built from the history files while the run is still going."""
+    import pandas as pd
+
+    run_dir = find_run(str(run), Path(results_root))
+    path = run_dir.path / HISTORY_FILE
+    records = run_dir.path / RECORDS
+    if path.is_file() and (not records.exists() or
+                           path.stat().st_mtime >= records.stat().st_mtime):
+        return pd.read_parquet(path)
+    return build_history(run_dir)
 
 
 def summarize(df: pd.DataFrame, metric: str | None, goal: str = "minimize") -> pd.DataFrame:
@@ -131,8 +208,8 @@ def summarize(df: pd.DataFrame, metric: str | None, goal: str = "minimize") -> p
 
 
 # -- the `launch results` view ------------------------------------------------------------
-COMPACT_HIDDEN = ("reason", "image_id", "container_id", "queued_at", "started_at",
-                  "finished_at", "exit_code", "attempt")
+COMPACT_HIDDEN = ("run_id", "sweep", "reason", "image_id", "container_id", "queued_at",
+                  "started_at", "finished_at", "exit_code", "attempt", "argv")
 
 
 @dataclass(frozen=True)
@@ -162,6 +239,10 @@ class RunTable:
     def best(self, n: int = 5) -> pd.DataFrame:
         return self.by_config().head(n)
 
+    def problems(self) -> list[str]:
+        """See :func:`table_problems`."""
+        return table_problems(self.df, self.metric)
+
 
 def open_results(run: str | Path, results_root: str | Path = RESULTS_ROOT) -> RunTable:
     """The results of a run (a run directory, or a run id or unique prefix)."""
@@ -172,7 +253,7 @@ def open_results(run: str | Path, results_root: str | Path = RESULTS_ROOT) -> Ru
 def table_of(run: RunDir) -> RunTable:
     """The RunTable of an open run directory."""
     manifest = run.manifest()
-    return RunTable(run.path, manifest.sweep or run.path.parent.name, build_table(run),
+    return RunTable(run.path, manifest.sweep or run.path.parent.name, load_table(run),
                     manifest.metric_name, manifest.goal)
 
 
@@ -218,9 +299,51 @@ def aggregate(df: pd.DataFrame, metric: str | None, goal: str = "minimize") -> p
     return out
 
 
-def compact(df: pd.DataFrame) -> pd.DataFrame:
-    """The table for a terminal: provenance columns left out (CSV and JSON keep them)."""
-    return df[[c for c in df.columns if c not in COMPACT_HIDDEN]]
+def compact(df: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
+    """The table for a terminal: provenance columns left out (CSV and JSON keep them; and
+    outputs_truncated unless a copy was truncated), the rest ordered by use, so that what
+    fits the width is what matters: the id, the parameters that vary, the sweep's
+    metric, status and host, then the rest."""
+    hidden = COMPACT_HIDDEN + (() if truncated_outputs(df) else ("outputs_truncated",))
+    shown = [c for c in df.columns if c not in hidden]
+    varying = [c for c in shown if c.startswith("param.")
+               and df[c].astype(str).nunique(dropna=True) > 1]
+    stats = ("mean", "std", "count", "min", "max")
+    metric_first = [c for c in shown if c in stats or (metric and (
+        c == f"metric.{metric}" or c.startswith(f"{metric}.")))]
+    ident = [c for c in ("trial_id",) if c in shown] or [c for c in ("config_id",)
+                                                         if c in shown]
+    middle = [c for c in ("status", "succeeded", "trials", "host", "duration_s") if c in shown]
+    first = [*ident, *varying, *metric_first, *middle]
+    return df[[*first, *(c for c in shown if c not in first)]]
+
+
+def truncated_outputs(df: pd.DataFrame) -> int:
+    """How many trials' /outputs were over outputs_limit (their copies are partial)."""
+    return int(df["outputs_truncated"].sum()) if "outputs_truncated" in df.columns else 0
+
+
+def table_problems(df: pd.DataFrame, metric: str | None) -> list[str]:
+    """What a reader of the table must know: a metric no trial reported, truncated outputs."""
+    out = [p for p in [metric_problem(df, metric)] if p]
+    if truncated_outputs(df):
+        out.append(f"the outputs of {truncated_outputs(df)} trials were over outputs_limit: "
+                   "their copies are truncated (column outputs_truncated; raise "
+                   "outputs_limit to keep everything)")
+    return out
+
+
+def metric_problem(df: pd.DataFrame, metric: str | None) -> str | None:
+    """When trials finished but none reported the sweep's metric: what they reported
+    instead and the line the job must print. None when all is well."""
+    from launcher.trial import missing_metric
+
+    finished = df["status"] != str(TrialStatus.NOT_STARTED)
+    column = f"metric.{metric}"
+    if not metric or not finished.any() or (column in df.columns and df[column].notna().any()):
+        return None
+    reported = [c.removeprefix("metric.") for c in metric_columns(df)]
+    return missing_metric(metric, reported, any_trial=True)
 
 
 def plain_rows(df: pd.DataFrame) -> list[list[Any]]:
@@ -232,13 +355,29 @@ def plain_rows(df: pd.DataFrame) -> list[list[Any]]:
 def _plain(value: Any) -> Any:
     import pandas as pd
 
+    from launcher.clock import iso
+
     if value is None or (not isinstance(value, str | list | dict) and pd.isna(value)):
         return None
+    if isinstance(value, pd.Timestamp):
+        return iso(value)
     return value.item() if hasattr(value, "item") else value
 
 
 def write_frame(df: pd.DataFrame, fmt: str, out: TextIO) -> None:
-    """A DataFrame in one of tables.FORMATS (table, csv, json, markdown)."""
+    """A DataFrame in one of tables.FORMATS (table, csv, json, markdown); the table fits
+    the terminal (see launcher/terminal.py)."""
     from launcher.tables import write_rows
+    from launcher.terminal import print_table
 
-    write_rows(out, [str(c) for c in df.columns], plain_rows(df), fmt)
+    if fmt == "table":
+        print_table([str(c) for c in df.columns], plain_rows(df), out)
+    else:
+        write_rows(out, [str(c) for c in df.columns], plain_rows(df), fmt)
+
+
+def frame_text(df: pd.DataFrame) -> str:
+    """A DataFrame as a table that fits the terminal (for summaries)."""
+    from launcher.terminal import render_table
+
+    return render_table([str(c) for c in df.columns], plain_rows(df))

@@ -17,10 +17,17 @@ from launcher.overrides import Overrides
 from launcher.plan import Plan, expand
 from launcher.sections import HostSpec
 from launcher.spec import SweepSpec
-from launcher.store import PLAN, SWEEP, HostRecord, Manifest, RunDir, TrialRecord
-from launcher.trial import Trial, TrialStatus
+from launcher.store import (
+    PLAN,
+    SWEEP,
+    HostRecord,
+    Manifest,
+    RunDir,
+    TrialRecord,
+    still_to_run,
+)
+from launcher.trial import Trial
 
-RETRYABLE = frozenset({TrialStatus.FAILED, TrialStatus.TIMED_OUT, TrialStatus.OOM_KILLED})
 SHOWN_CHANGES = 4
 
 
@@ -114,15 +121,10 @@ def _short(value: Any) -> str:
 
 
 def todo(plan: Plan, best: dict[str, TrialRecord], retry_failed: bool) -> list[Trial]:
-    """The planned trials a resume runs: those with no final record (and, with
-    ``retry_failed``, those that failed, timed out or were OOM-killed)."""
-    out = []
-    for trial in plan.trials:
-        record = best.get(trial.trial_id)
-        if record is None or not record.status.terminal or (
-                retry_failed and record.status in RETRYABLE):
-            out.append(trial)
-    return out
+    """The planned trials a resume runs (see :func:`launcher.store.still_to_run`, which
+    `launch status` counts with)."""
+    wanted = set(still_to_run([t.trial_id for t in plan.trials], best, retry_failed))
+    return [t for t in plan.trials if t.trial_id in wanted]
 
 
 def all_hosts(before: tuple[HostRecord, ...], now: tuple[HostRecord, ...]) -> list[HostRecord]:

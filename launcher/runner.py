@@ -5,20 +5,24 @@ exponential backoff (``retries``, except ``no_retry_exit_codes``); trials lost t
 infrastructure fault are requeued without using a retry; ``max_consecutive_failures``
 and ``deadline`` stop the sweep; the first SIGINT, SIGTERM or SIGHUP stops it gracefully
 (running containers stopped, recorded as cancelled), a second one exits at once (see
-:mod:`launcher.interrupts`).
+:mod:`launcher.interrupts`). Once a finished trial reaches ``metric.target`` no new trial
+starts and running ones finish (as in W&B); that is a normal end, not a stop.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from launcher.backends.base import AllWorkersLost, Backend, WorkQueue
+from launcher.errors import LauncherError
 from launcher.interrupts import Interrupts
 from launcher.store import RunDir
 from launcher.trial import Trial, TrialResult, TrialStatus
+from launcher.wandb_keys import Metric
 
 MAX_LOST_REQUEUES = 3  # a trial lost this often is recorded as lost for good
 BACKOFF_CAP = 60.0
@@ -44,6 +48,7 @@ class Outcome:
     interrupted: bool = False
     counts: Counter[str] = field(default_factory=Counter)
     attempts: int = 0
+    target_reached: str = ""  # which trial reached metric.target, and with what value
 
 
 class Runner:
@@ -51,18 +56,24 @@ class Runner:
 
     def __init__(self, backend: Backend, run: RunDir, policy: RetryPolicy,
                  on_result: Callable[[TrialResult], None] | None = None,
+                 target: Metric | None = None,
+                 argv_of: Callable[[Trial], list[str]] | None = None,
                  signals: Interrupts | None = None) -> None:
         self.backend = backend
         self.run = run
         self.policy = policy
         self.on_result = on_result
         self.signals = signals or Interrupts()
+        self.argv_of = argv_of  # the argv a record keeps (RunContext.recorded_argv)
         self.outcome = Outcome()
         self._failures: Counter[str] = Counter()
         self._lost: Counter[str] = Counter()
         self._attempts: Counter[str] = Counter()
         self._streak = 0
         self._queue = WorkQueue()
+        self.target = target if target is not None and target.target is not None else None
+        if self.target is not None:
+            self._queue.hold = self._reaches_target
 
     def execute(self, trials: list[Trial], start_attempts: dict[str, int] | None = None,
                 adopt: dict[str, Trial] | None = None,
@@ -106,16 +117,25 @@ class Runner:
     def _stop(self, why: str) -> None:
         if not self.outcome.stopped:
             self.outcome.stopped = why
+            with contextlib.suppress(LauncherError, OSError):  # stopping matters more
+                self.run.request_stop(why)
         self._queue.close()
         self.backend.cancel()
 
     def _handle(self, result: TrialResult, trial: Trial) -> None:
-        self.run.record(result)
+        self.run.record(result, self.argv_of(trial) if self.argv_of else None)
         self.outcome.attempts += 1
         self._attempts[trial.trial_id] = max(self._attempts[trial.trial_id], result.attempt)
         if self.on_result:
             self.on_result(result)
-        if self.outcome.stopped:
+        if self.target is not None and not self.outcome.target_reached and \
+                self._reaches_target(result):
+            value = result.metrics.get(self.target.name)
+            self.outcome.target_reached = (f"{self.target.name} {value} reached the target "
+                                           f"{self.target.target:g} ({self.target.goal}) in "
+                                           f"trial {result.trial_id}")
+            self._queue.close()  # no new trial starts; running ones finish
+        if self.outcome.stopped or self.outcome.target_reached:
             self.outcome.counts[str(result.status)] += 1
             return
         status = result.status
@@ -137,6 +157,11 @@ class Runner:
         if limit and self._streak >= limit:
             self._stop(f"{self._streak} trials failed in a row (max_consecutive_failures "
                        f"is {limit})")
+
+    def _reaches_target(self, result: TrialResult) -> bool:
+        assert self.target is not None
+        return result.status is TrialStatus.SUCCEEDED and \
+            self.target.reached(result.metrics.get(self.target.name))
 
     def _retry(self, result: TrialResult, trial: Trial) -> bool:
         if self._failures[trial.trial_id] >= self.policy.retries:

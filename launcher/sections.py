@@ -31,6 +31,9 @@ class ImageSpec:
     dockerfile: str = "Dockerfile"
     args: tuple[tuple[str, str], ...] = ()
     requirements: tuple[str, ...] | None = None  # None: the usual places in the context
+    network: str | None = None  # "none" | "default"; None: none when the launcher
+    #                             supplies the wheels, else the engine's default
+    builder: str = "auto"  # "auto" (BuildKit when the engine has it) | "buildkit" | "classic"
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,7 @@ class HostSpec:
     name: str
     slots: int | None = None
     cert_path: str | None = None
+    gpus: tuple[str, ...] | None = None  # device IDs; None: as the engine reports them
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,8 @@ class Resources:
     memory: int = defaults.MEMORY
     pids: int = defaults.PIDS
     gpus: int = defaults.GPUS
+    shm: int | None = None  # /dev/shm; None: the engine's default (64 MiB)
+    tmp: int = parse_memory(defaults.TMP_SIZE)  # the /tmp tmpfs (and the HOME tmpfs)
 
 
 @dataclass(frozen=True)
@@ -83,7 +89,8 @@ def parse_image(reader: Reader, raw: object, base: Path) -> ImageSpec:
         return ImageSpec(tag=reader.string(image["tag"], ("image", "tag")))
     at: KeyPath = ("image", "build")
     build = reader.mapping(image.get("build") or {}, at)
-    reader.check_keys(build, at, ("context", "dockerfile", "args", "requirements"))
+    reader.check_keys(build, at, ("context", "dockerfile", "args", "requirements", "network",
+                                  "builder"))
     context = None
     if "context" in build:
         context = str((base / reader.string(build["context"], (*at, "context"))).resolve())
@@ -96,6 +103,10 @@ def parse_image(reader: Reader, raw: object, base: Path) -> ImageSpec:
         dockerfile=reader.string(build.get("dockerfile", "Dockerfile"), (*at, "dockerfile")),
         args=tuple((str(k), scalar_text(v)) for k, v in args.items()),
         requirements=requirements,
+        network=reader.choice(build["network"], (*at, "network"), ("none", "default"))
+        if "network" in build else None,
+        builder=reader.choice(build.get("builder", "auto"), (*at, "builder"),
+                              ("auto", "buildkit", "classic")),
     )
 
 
@@ -116,7 +127,7 @@ def _host(reader: Reader, entry: object, at: KeyPath, base: Path, taken: list[st
     if isinstance(entry, str):
         entry = {"url": entry}
     host = reader.mapping(entry, at)
-    reader.check_keys(host, at, ("url", "name", "slots", "cert_path"))
+    reader.check_keys(host, at, ("url", "name", "slots", "cert_path", "gpus"))
     url = reader.string(host.get("url"), (*at, "url"))
     if not url.startswith(HOST_SCHEMES) or (url != "local" and url.startswith("local")):
         raise reader.error((*at, "url"), f"host URL {url!r} must be local, unix://PATH, "
@@ -132,7 +143,15 @@ def _host(reader: Reader, entry: object, at: KeyPath, base: Path, taken: list[st
         raise reader.error((*at, "name"), f"host name {name!r} must match [A-Za-z0-9._-]+")
     if name in taken:
         raise reader.error((*at, "name"), f"host name {name!r} is used twice")
-    return HostSpec(url=url, name=name, slots=slots, cert_path=cert_path)
+    return HostSpec(url=url, name=name, slots=slots, cert_path=cert_path,
+                    gpus=_gpus(reader, host["gpus"], (*at, "gpus")) if "gpus" in host else None)
+
+
+def _gpus(reader: Reader, raw: object, at: KeyPath) -> tuple[str, ...]:
+    """A host's GPUs: a count (devices 0..N-1) or a list of device IDs (indexes or UUIDs)."""
+    if isinstance(raw, list):
+        return reader.string_list(raw, at)
+    return tuple(str(i) for i in range(reader.integer(raw, at, minimum=0)))
 
 
 def _default_name(url: str, taken: list[str]) -> str:
@@ -157,20 +176,29 @@ def parse_resources(reader: Reader, raw: object) -> Resources:
     if raw is None:
         return Resources()
     res = reader.mapping(raw, ("resources",))
-    reader.check_keys(res, ("resources",), ("cpus", "memory", "pids", "gpus"))
+    reader.check_keys(res, ("resources",), ("cpus", "memory", "pids", "gpus", "shm", "tmp"))
     out = Resources()
     cpus = reader.number(res.get("cpus", out.cpus), ("resources", "cpus"), positive=True)
-    memory = out.memory
-    if "memory" in res:
-        try:
-            memory = parse_memory(res["memory"])
-        except ValueError as e:
-            raise reader.error(("resources", "memory"), str(e)) from None
-        if memory < MIN_MEMORY:
-            raise reader.error(("resources", "memory"), "must be at least 6m (Docker's minimum)")
+    memory = _size(reader, res, "memory", out.memory, MIN_MEMORY, "6m (Docker's minimum)")
     pids = reader.integer(res.get("pids", out.pids), ("resources", "pids"), minimum=1)
     gpus = reader.integer(res.get("gpus", out.gpus), ("resources", "gpus"), minimum=0)
-    return Resources(cpus=cpus, memory=memory, pids=pids, gpus=gpus)
+    shm = _size(reader, res, "shm", None, 1024**2, "1m") if "shm" in res else None
+    tmp = _size(reader, res, "tmp", out.tmp, 1024**2, "1m")
+    return Resources(cpus=cpus, memory=memory, pids=pids, gpus=gpus, shm=shm, tmp=tmp)
+
+
+def _size(reader: Reader, res: dict[str, Any], key: str, default: int | None, minimum: int,
+          said: str) -> int:
+    if key not in res:
+        assert default is not None
+        return default
+    try:
+        size = parse_memory(res[key])
+    except ValueError as e:
+        raise reader.error(("resources", key), str(e)) from None
+    if size < minimum:
+        raise reader.error(("resources", key), f"must be at least {said}")
+    return size
 
 
 def parse_env(reader: Reader, raw: object) -> tuple[tuple[str, str], ...]:

@@ -8,6 +8,7 @@ Every problem is a :class:`SweepError` pointing at the file and line of the key.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ from launcher import defaults
 from launcher.command import check_template
 from launcher.errors import SweepError
 from launcher.overrides import Overrides, apply_overrides
-from launcher.parameters import GRID_KINDS, ParamSpec, parse_parameters
+from launcher.parameters import DEPRECATED, GRID_KINDS, ParamSpec, parse_parameters
 from launcher.safety import UNSAFE_WARNINGS, check_sweep, parse_unsafe
 from launcher.schema import Reader, scalar_text
 from launcher.sections import (
@@ -33,25 +34,19 @@ from launcher.sections import (
     parse_resources,
 )
 from launcher.units import parse_duration, parse_memory
+from launcher.wandb_keys import SERVICE_KEYS, Metric, check_service_keys, parse_metric
 from launcher.yamlfile import YamlDoc, read_yaml_file
 
 MAX_TRIALS = 1_000_000
-NAME_PATTERN = re.compile(r"[A-Za-z0-9._-]+")
-WANDB_KEYS = ("method", "run_cap", "metric", "program", "command", "name", "description",
-              "parameters")
-WANDB_SERVICE_KEYS = ("project", "entity", "early_terminate")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+WANDB_KEYS = ("method", "run_cap", "metric", "metrics", "program", "command", "name",
+              "description", "parameters")
 LAUNCHER_KEYS = ("image", "replicas", "seed", "seed_mode", "hosts", "backend", "ray",
                  "resources", "timeout", "deadline", "stop_grace", "retries",
                  "no_retry_exit_codes", "max_consecutive_failures", "network", "env",
                  "outputs", "results", "max_parallel", "mounts", "user", "log_limit",
-                 "outputs_limit", "unsafe")
-TOP_KEYS = (*WANDB_KEYS, *WANDB_SERVICE_KEYS, *LAUNCHER_KEYS)
-
-
-@dataclass(frozen=True)
-class Metric:
-    name: str
-    goal: str  # "minimize" | "maximize"
+                 "outputs_limit", "strict_metrics", "skip_unreachable", "unsafe")
+TOP_KEYS = (*WANDB_KEYS, *SERVICE_KEYS, *LAUNCHER_KEYS)
 
 
 @dataclass(frozen=True)
@@ -71,6 +66,7 @@ class SweepSpec:
     seed: int = defaults.SEED
     seed_mode: str = defaults.SEED_MODE
     hosts: tuple[HostSpec, ...] = (HostSpec("local", "local"),)
+    skip_unreachable: bool = False  # leave out hosts that do not answer (and say so)
     backend: str = "docker"
     ray: RaySection = field(default_factory=RaySection)
     resources: Resources = field(default_factory=Resources)
@@ -89,11 +85,17 @@ class SweepSpec:
     user: str | None = None
     log_limit: int = defaults.LOG_LIMIT
     outputs_limit: int = defaults.OUTPUTS_LIMIT
+    strict_metrics: bool = False  # a trial without metric.name in its metrics fails
     unsafe: frozenset[str] = frozenset()  # opt-ins of launcher.safety, by name
     source_path: str | None = None
     source_text: str = ""
     overrides: Overrides = field(default_factory=Overrides)
     warnings: tuple[str, ...] = ()
+
+    @property
+    def folder(self) -> str:
+        """The run folder's name: a safe slug of any sweep name (see :func:`folder_name`)."""
+        return folder_name(self.name)
 
     @property
     def base_dir(self) -> Path:
@@ -129,19 +131,24 @@ def build_spec(doc: YamlDoc, overrides: Overrides, *, source_path: str | None = 
     data, overridden = apply_overrides(doc, overrides)
     reader = Reader(doc, overridden)
     reader.check_keys(data, (), TOP_KEYS)
-    warnings = tuple(f"{key!r} only means something to the W&B service; ignored"
-                     for key in WANDB_SERVICE_KEYS if key in data)
+    for key in ("description", "program"):
+        if key in data and not isinstance(data[key], str):
+            raise reader.error((key,), "must be a string")
+    method = _method(reader, data)
+    parameters = parse_parameters(reader, data["parameters"], ("parameters",)) \
+        if "parameters" in data else ()
     unsafe = parse_unsafe(reader, data.get("unsafe"))
-    warnings += tuple(f"{UNSAFE_WARNINGS[key]} (the sweep file says so)" for key in sorted(unsafe))
+    warnings = [*(f"{doc.path}: {note}" for note in doc.notes),
+                *check_service_keys(reader, data, method["method"]),
+                *_deprecations(parameters),
+                *(f"{UNSAFE_WARNINGS[key]} (the sweep file says so)" for key in sorted(unsafe))]
     spec = SweepSpec(
-        name=_name(reader, data, default_name),
-        parameters=parse_parameters(reader, data.get("parameters", {}), ("parameters",)),
-        description=str(data.get("description") or ""),
-        **_method(reader, data),
+        name=_name(reader, data, default_name), parameters=parameters,
+        description=str(data.get("description") or ""), **method,
         **_command(reader, data),
         **_launcher_keys(reader, data, source_path),
         source_path=source_path, source_text=source_text, overrides=overrides,
-        warnings=warnings, unsafe=unsafe,
+        warnings=tuple(warnings), unsafe=unsafe,
     )
     _check_plan_size(reader, spec)
     check_sweep(reader, mounts=spec.mounts, hosts=spec.hosts, user=spec.user,
@@ -150,34 +157,49 @@ def build_spec(doc: YamlDoc, overrides: Overrides, *, source_path: str | None = 
 
 
 def _name(reader: Reader, data: dict[str, Any], default: str) -> str:
+    """Any string, as in W&B; the run folder uses :func:`folder_name` of it."""
     name = data.get("name", default)
-    # The name is a folder under the results root: "." and ".." would leave it.
-    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name) or not name.strip("."):
-        at = ("name",) if "name" in data else ()
-        raise reader.error(at, f"sweep name {name!r} must match [A-Za-z0-9._-]+ and not be "
-                           "only dots", hint="set `name:` in the file" if not at else None)
+    if not isinstance(name, str):
+        raise reader.error(("name",), f"must be a string, got {name!r}")
     return name
+
+
+def folder_name(name: str) -> str:
+    """A file-system-safe slug of a sweep name: letters, digits and ``._-`` kept, anything
+    else a ``-``, no leading dot; a name that needed changing gets 6 hex digits of its
+    hash, so that two names never share a folder (``My Sweep`` -> ``My-Sweep-1f0c3e``,
+    ``..`` -> ``sweep-...``). A name that is already safe is its own folder."""
+    slug = _UNSAFE.sub("-", name).strip("-.")[:80] or "sweep"
+    if slug == name and slug not in (".", ".."):
+        return slug
+    return f"{slug}-{hashlib.sha256(name.encode('utf-8', 'surrogatepass')).hexdigest()[:6]}"
 
 
 def _method(reader: Reader, data: dict[str, Any]) -> dict[str, Any]:
     method = data.get("method", "grid")
-    if method == "bayes":
-        raise reader.error(("method",), "method 'bayes' is not supported yet",
+    if method in ("bayes", "custom"):
+        raise reader.error(("method",), f"method {method!r} is not supported yet",
                            hint="use grid or random")
     method = reader.choice(method, ("method",), ("grid", "random"))
+    if "metrics" in data:
+        raise reader.error(("metrics",), "multi-objective `metrics` needs method: custom "
+                           "(W&B's rule), which is not supported here", hint="use `metric`")
     run_cap = None
     if "run_cap" in data:
-        run_cap = reader.integer(data["run_cap"], ("run_cap",), minimum=1)
+        raw = data["run_cap"]
+        if isinstance(raw, float) and raw.is_integer():  # W&B's schema takes 5.0 as 5
+            raw = int(raw)
+        run_cap = reader.integer(raw, ("run_cap",), minimum=1)
     elif method == "random":
         raise reader.error(("method",), "method 'random' needs run_cap (how many samples)")
-    metric = None
-    if "metric" in data:
-        raw = reader.mapping(data["metric"], ("metric",))
-        reader.check_keys(raw, ("metric",), ("name", "goal", "target"))
-        goal = reader.choice(raw.get("goal", "minimize"), ("metric", "goal"),
-                             ("minimize", "maximize"))
-        metric = Metric(reader.string(raw.get("name"), ("metric", "name")), goal)
+    metric = parse_metric(reader, data["metric"]) if "metric" in data else None
     return {"method": method, "run_cap": run_cap, "metric": metric}
+
+
+def _deprecations(parameters: tuple[ParamSpec, ...]) -> list[str]:
+    return [f"parameter {p.name!r}: {p.kind} takes min/max as exponents of e, and W&B's "
+            f"engine refuses it as deprecated; use {DEPRECATED[p.kind]} for bounds that are "
+            "values" for p in parameters if p.kind in DEPRECATED]
 
 
 def _command(reader: Reader, data: dict[str, Any]) -> dict[str, Any]:
@@ -211,6 +233,8 @@ def _launcher_keys(reader: Reader, data: dict[str, Any], source: str | None) -> 
                                    ("distinct", "fixed")),
         "hosts": parse_hosts(reader, data["hosts"], ("hosts",), base) if "hosts" in data
         else (HostSpec("local", "local"),),
+        "skip_unreachable": reader.boolean(data.get("skip_unreachable", False),
+                                           ("skip_unreachable",)),
         "backend": reader.choice(data.get("backend", "docker"), ("backend",),
                                  ("docker", "ray")),
         "ray": _ray(reader, data.get("ray")),
@@ -219,7 +243,6 @@ def _launcher_keys(reader: Reader, data: dict[str, Any], source: str | None) -> 
         "network": reader.choice(data.get("network", defaults.NETWORK), ("network",),
                                  ("none", "bridge")),
         "env": parse_env(reader, data.get("env")),
-        "outputs": reader.boolean(data.get("outputs", True), ("outputs",)),
         "results": reader.string(data.get("results", defaults.RESULTS_ROOT), ("results",)),
         "mounts": parse_mounts(reader, data.get("mounts"), base),
     }
@@ -241,6 +264,8 @@ def _launcher_keys(reader: Reader, data: dict[str, Any], source: str | None) -> 
     for key in ("log_limit", "outputs_limit"):
         if key in data:
             out[key] = _memory(reader, data, key)
+    for key, default in (("outputs", True), ("strict_metrics", False)):
+        out[key] = reader.boolean(data.get(key, default), (key,))
     return out
 
 
@@ -273,10 +298,10 @@ def _memory(reader: Reader, data: dict[str, Any], key: str) -> int:
     return size
 
 
-def param_key_path(dotted_name: str) -> tuple[str, ...]:
+def param_key_path(p: ParamSpec) -> tuple[str, ...]:
     """Where parameter ``model.hidden`` sits in the file: parameters.model.parameters.hidden."""
     out: tuple[str, ...] = ()
-    for part in dotted_name.split("."):
+    for part in p.key_path:
         out = (*out, "parameters", part)
     return out
 
@@ -284,9 +309,14 @@ def param_key_path(dotted_name: str) -> tuple[str, ...]:
 def _check_plan_size(reader: Reader, spec: SweepSpec) -> None:
     if spec.method == "grid":
         for p in spec.parameters:
+            if p.probabilities is not None:
+                raise reader.error(
+                    (*param_key_path(p), "probabilities"),
+                    f"grid search cannot use the probabilities of parameter {p.name!r} "
+                    "(W&B refuses them too)", hint="drop them, or use method: random")
             if p.kind not in GRID_KINDS:
                 raise reader.error(
-                    param_key_path(p.name),
+                    param_key_path(p),
                     f"grid search cannot enumerate the continuous distribution {p.kind} of "
                     f"parameter {p.name!r} (W&B would run forever)",
                     hint="give it `values`, or use method: random with run_cap")

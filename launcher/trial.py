@@ -6,7 +6,8 @@ In
     argv rendered from the sweep (``command``, or ``program``, or the image's entrypoint
     plus ``--name=value`` items), never through a shell; environment variables
     ``LAUNCH_TRIAL_ID``, ``LAUNCH_SEED`` and ``LAUNCH_PARAMS`` (JSON, nested as in the
-    sweep file).
+    sweep file); with ``${args_json_file}`` also a read-only ``/run/launcher/params.json``
+    whose path is in ``WANDB_SWEEP_PARAM_PATH``.
 Out
     JSON lines on stdout with a ``step`` or ``epoch`` key (the history); a final stdout
     line ``{"metrics": {...}}``; the same metrics in ``/outputs/metrics.json``; other
@@ -17,12 +18,19 @@ Out
 from __future__ import annotations
 
 import enum
+import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 ENV_TRIAL_ID = "LAUNCH_TRIAL_ID"
 ENV_SEED = "LAUNCH_SEED"
 ENV_PARAMS = "LAUNCH_PARAMS"
+# ${args_json_file}: the parameters as a JSON file, mounted read-only (W&B's macro and
+# environment variable)
+PARAMS_DIR = "/run/launcher"
+PARAMS_PATH = PARAMS_DIR + "/params.json"
+ENV_PARAM_PATH = "WANDB_SWEEP_PARAM_PATH"
 OUTPUTS_DIR = "/outputs"
 METRICS_FILE = "metrics.json"
 HISTORY_KEYS = ("step", "epoch")
@@ -64,7 +72,8 @@ class Trial:
     """One container to run: a configuration, a replica index and its seed.
 
     ``params`` is flat and ordered as in the sweep file, with dotted names for nested
-    groups; :meth:`nested_params` gives the shape of the file.
+    groups; ``paths`` says where each sits (a W&B name may itself hold dots: ``a.b`` is
+    one key, not a group); :meth:`nested_params` gives the shape of the file.
     """
 
     trial_id: str
@@ -73,20 +82,23 @@ class Trial:
     replica: int
     seed: int
     params: tuple[tuple[str, Any], ...]
+    paths: tuple[tuple[str, ...], ...] = ()  # empty: every dot separates a group
 
     def nested_params(self) -> dict[str, Any]:
-        return nest(self.params)
+        return nest(self.params, self.paths)
 
     def to_json(self) -> dict[str, Any]:
         return {"trial_id": self.trial_id, "config_id": self.config_id,
                 "replica": self.replica, "seed": self.seed, "params": self.nested_params()}
 
 
-def nest(flat: tuple[tuple[str, Any], ...] | list[tuple[str, Any]]) -> dict[str, Any]:
-    """``[("model.hidden", 8)]`` -> ``{"model": {"hidden": 8}}``."""
+def nest(flat: tuple[tuple[str, Any], ...] | list[tuple[str, Any]],
+         paths: tuple[tuple[str, ...], ...] = ()) -> dict[str, Any]:
+    """``[("model.hidden", 8)]`` -> ``{"model": {"hidden": 8}}``; with ``paths``, only the
+    given groups nest (``[("a.b", 1)]`` with path ``("a.b",)`` -> ``{"a.b": 1}``)."""
     out: dict[str, Any] = {}
-    for name, value in flat:
-        *groups, leaf = name.split(".")
+    for i, (name, value) in enumerate(flat):
+        *groups, leaf = paths[i] if paths else name.split(".")
         node = out
         for group in groups:
             node = node.setdefault(group, {})
@@ -95,13 +107,18 @@ def nest(flat: tuple[tuple[str, Any], ...] | list[tuple[str, Any]]) -> dict[str,
 
 
 def pluck(nested: dict[str, Any], dotted_name: str) -> Any:
-    """The value of ``model.hidden`` in ``{"model": {"hidden": 8}}`` (None when absent)."""
-    node: Any = nested
-    for part in dotted_name.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
+    """The value of ``model.hidden`` in ``{"model": {"hidden": 8}}`` or in
+    ``{"model.hidden": 8}`` (None when absent)."""
+    if dotted_name in nested:
+        return nested[dotted_name]
+    parts = dotted_name.split(".")
+    for end in range(len(parts) - 1, 0, -1):
+        node = nested.get(".".join(parts[:end]))
+        if isinstance(node, dict):
+            found = pluck(node, ".".join(parts[end:]))
+            if found is not None:
+                return found
+    return None
 
 
 @dataclass(slots=True)
@@ -121,8 +138,24 @@ class TrialResult:
     started_at: str | None = None
     finished_at: str | None = None
     duration_s: float | None = None
+    outputs_truncated: bool = False  # /outputs was over outputs_limit: the copy is partial
     # Everything below is written to files by the store, not kept in the table.
     log: str = ""
     history: list[dict[str, Any]] = field(default_factory=list)
     outputs: IO[bytes] | None = None  # a tar stream of /outputs, when collected
     extra: dict[str, Any] = field(default_factory=dict)  # backend provenance (ray node, ...)
+
+
+def metrics_line(metric: str) -> str:
+    """The final stdout line a job prints to report ``metric`` (the contract's "Out")."""
+    return json.dumps({"metrics": {metric: 0.93}})
+
+
+def missing_metric(metric: str, reported: Iterable[str], *, any_trial: bool = False) -> str:
+    """Why metrics miss the sweep's metric (of one job, or of every trial with
+    ``any_trial``), what was reported instead, and the line that fixes it."""
+    names = sorted(set(reported))
+    head = (f"no trial reported the sweep's metric {metric!r}" if any_trial
+            else f"the job reported no {metric!r}")
+    said = f"reported: {', '.join(names)}" if names else "no final metrics line"
+    return f"{head} ({said}); the job's last stdout line must be like {metrics_line(metric)}"

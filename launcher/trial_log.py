@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from launcher.engine import container_logs
 from launcher.trial import HISTORY_KEYS
 
 LOG_FILES = 2  # json-file rotation: the current file and one before it
@@ -32,7 +33,7 @@ def log_config(limit: int) -> Any:
 def read_log(api: Any, cid: str, limit: int) -> tuple[str, bool]:
     """(the kept log, whether it was cut): head and tail halves of ``limit`` bytes."""
     half = max(1, limit // 2)
-    stream = api.logs(cid, stdout=True, stderr=True, stream=True, follow=False)
+    stream = container_logs(api, cid)
     head = bytearray()
     more = False
     try:
@@ -42,14 +43,12 @@ def read_log(api: Any, cid: str, limit: int) -> tuple[str, bool]:
                 more = True
                 break
     finally:
-        close = getattr(stream, "close", None)
-        if close is not None:
-            close()
+        stream.close()  # the rest is never read
     if not more:
         return head.decode("utf-8", "replace"), False
     lines = max(100, half // TAIL_LINE_GUESS)
-    tail = api.logs(cid, stdout=True, stderr=True, stream=False, follow=False, tail=lines)
-    return _joined(bytes(head[:half]), bytes(tail[-half:])), True
+    tail = b"".join(container_logs(api, cid, tail=lines))
+    return _joined(bytes(head[:half]), tail[-half:]), True
 
 
 def _joined(head: bytes, tail: bytes) -> str:

@@ -5,10 +5,17 @@ tags (other than the plain core ones) are refused while the file is being compos
 which makes "billion laughs" files fail at once instead of expanding. Duplicate keys
 are errors rather than silently overwritten. Every mapping key's line is kept so that
 later validation can say ``sweep.yaml:12: unknown key 'replica'``.
+
+Numbers follow the YAML 1.2 core schema, so ``1e-5``, ``1E5``, ``.5`` and ``-1e3`` are
+numbers (PyYAML's YAML 1.1 reads the first two as strings); ``010`` is ten, ``0o10`` eight,
+``0x1F`` thirty-one, and ``1_000`` or ``1:30`` stay strings. ``yes/no/on/off`` are
+booleans, as PyYAML (and so W&B) reads them, with a note that says so and how to quote.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +47,7 @@ class YamlDoc:
     data: Any
     path: str
     lines: dict[KeyPath, int] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()  # things worth a warning (``line N: ...``)
 
     def line_of(self, key_path: KeyPath) -> int | None:
         """The line of ``key_path`` or of its nearest ancestor that has one."""
@@ -51,9 +59,11 @@ class YamlDoc:
 
 
 class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader without anchors, aliases, custom tags or timestamps, and no deeper than
-    MAX_DEPTH (the composer recurses: a deeply nested file would exhaust the stack)."""
+    """SafeLoader without anchors, aliases, custom tags or timestamps; YAML 1.2 numbers;
+    no deeper than MAX_DEPTH (the composer recurses: a deeply nested file would exhaust
+    the stack)."""
 
+    notes: list[str]
     depth = 0
 
     def compose_node(self, parent: Node | None, index: Any) -> Node | None:
@@ -78,11 +88,67 @@ class _StrictLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
-# Dates stay strings: a parameter value of 2024-01-01 should reach the trial as written.
-_StrictLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != _CORE + "timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
+# YAML 1.2 core-schema numbers (https://yaml.org/spec/1.2.2/#1032-tag-resolution);
+# dates and YAML 1.1 forms (1_000, 1:30, 0b1) stay strings, so a value reaches the trial
+# as written.
+_INT_12 = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
+_FLOAT_12 = re.compile(r"^(?:[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?"
+                       r"|[-+]?\.(inf|Inf|INF)|\.nan|\.NaN|\.NAN)$")
+_YAML11_BOOLS = frozenset({"yes", "no", "on", "off"})
+
+
+def _core_resolvers() -> dict[Any, list[tuple[str, re.Pattern[str]]]]:
+    kept = {_CORE + "null", _CORE + "bool"}
+    out: dict[Any, list[tuple[str, re.Pattern[str]]]] = {}
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items():
+        out[first] = [(tag, regexp) for tag, regexp in resolvers if tag in kept]
+    for first in "-+0123456789.":
+        out.setdefault(first, [])
+        if first != ".":
+            out[first].append((_CORE + "int", _INT_12))
+        out[first].append((_CORE + "float", _FLOAT_12))
+    return {first: resolvers for first, resolvers in out.items() if resolvers}
+
+
+_StrictLoader.yaml_implicit_resolvers = _core_resolvers()
+
+
+def _construct_int(loader: _StrictLoader, node: ScalarNode) -> int:
+    text = str(node.value).replace("_", "")
+    sign = -1 if text.startswith("-") else 1
+    digits = text.lstrip("+-")
+    try:
+        if digits.startswith(("0o", "0x")):
+            return sign * int(digits[2:], 8 if digits[1] == "o" else 16)
+        return sign * int(digits)
+    except ValueError:
+        raise _Refusal(node.start_mark.line + 1, f"{node.value!r} is not an integer") from None
+
+
+def _construct_float(loader: _StrictLoader, node: ScalarNode) -> float:
+    text = str(node.value).lower()
+    if text.lstrip("+-") == ".inf":
+        return -math.inf if text.startswith("-") else math.inf
+    if text == ".nan":
+        return math.nan
+    try:
+        return float(text.replace("_", ""))
+    except ValueError:
+        raise _Refusal(node.start_mark.line + 1, f"{node.value!r} is not a number") from None
+
+
+def _construct_bool(loader: _StrictLoader, node: ScalarNode) -> bool:
+    text = str(node.value).lower()
+    if text in _YAML11_BOOLS and node.style is None:
+        loader.notes.append(f"line {node.start_mark.line + 1}: {node.value} is read as the "
+                            f"boolean {text in ('yes', 'on')} (as W&B reads it); quote it "
+                            f"('{node.value}') for the string")
+    return text in ("yes", "on", "true")
+
+
+_StrictLoader.add_constructor(_CORE + "int", _construct_int)
+_StrictLoader.add_constructor(_CORE + "float", _construct_float)
+_StrictLoader.add_constructor(_CORE + "bool", _construct_bool)
 
 
 class _Refusal(Exception):
@@ -157,6 +223,7 @@ def parse_yaml(text: str, path: str = "<string>") -> YamlDoc:
         raise SweepError(e.message, path=path, line=e.line) from None
     try:
         loader = _StrictLoader(text)
+        loader.notes = []
     except yaml.reader.ReaderError as e:
         line = text.count("\n", 0, e.position) + 1
         raise SweepError(f"YAML error: {e.reason} (character #x{e.character:04x})",
@@ -181,7 +248,7 @@ def parse_yaml(text: str, path: str = "<string>") -> YamlDoc:
         raise SweepError(f"nested too deeply (at most {MAX_DEPTH} levels)", path=path) from None
     finally:
         loader.dispose()
-    return YamlDoc(data=data, path=path, lines=lines)
+    return YamlDoc(data=data, path=path, lines=lines, notes=tuple(loader.notes))
 
 
 def _to_python(loader: _StrictLoader, node: Node, at: KeyPath, lines: dict[KeyPath, int]) -> Any:

@@ -1,7 +1,7 @@
 """Shared test set-up: real engines for marked tests; under CI they must be there.
 
-Tests marked ``docker``, ``hosts``, ``engines``, ``ray`` or ``browser`` need real parts
-(``engines``: Docker engines of the test run's own, see tests/engines.py). On a
+Tests marked ``docker``, ``hosts``, ``engines``, ``ray``, ``browser`` or ``wandb`` need real
+parts (``engines``: Docker engines of the test run's own, see tests/engines.py). On a
 developer machine without them they are skipped with the command that provides
 them; when ``CI=true`` a missing part fails the test instead, so CI can never pass
 by skipping.
@@ -68,7 +68,16 @@ def _browser_problem() -> str | None:
     return None
 
 
-_CHECKS = {"docker": (_docker_problem,), "hosts": (_docker_problem, _hosts_problem),
+@functools.cache
+def _wandb_problem() -> str | None:
+    python = ROOT / ".cache/wandb-sweeps/bin/python"
+    if not python.exists():
+        return "W&B's sweep engine is missing; run `scripts/wandb-sweeps-venv.sh`"
+    return None
+
+
+_CHECKS = {"wandb": (_wandb_problem,), "docker": (_docker_problem,),
+           "hosts": (_docker_problem, _hosts_problem),
            "ray": (_docker_problem, _ray_problem), "browser": (_browser_problem,),
            "engines": (_docker_problem, _engines_problem)}
 

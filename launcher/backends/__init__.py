@@ -22,10 +22,9 @@ BACKENDS = {"docker": ("launcher.backends.docker", "DockerBackend", "docker"),
 KNOWN_BACKENDS = tuple(BACKENDS)
 
 
-def get_backend(spec: SweepSpec, *, skip_unreachable: bool = False) -> Backend:
-    """The backend the sweep asks for, connected to its workers (with
-    ``skip_unreachable``, to those that answer); a bad name lists the valid ones, a
-    missing optional package says how to install it."""
+def get_backend(spec: SweepSpec) -> Backend:
+    """The backend the sweep asks for, connected to its workers; a bad name lists the
+    valid ones, a missing optional package says how to install it."""
     if spec.backend not in BACKENDS:
         raise UsageError(f"unknown backend {spec.backend!r}; known backends: "
                          f"{', '.join(KNOWN_BACKENDS)}")
@@ -34,4 +33,4 @@ def get_backend(spec: SweepSpec, *, skip_unreachable: bool = False) -> Backend:
         raise UsageError(f"the {spec.backend} backend needs {package}, which is not installed",
                          hint=f"pip install 'launcher[{package}]', or use --backend docker")
     backend_class: type[Backend] = getattr(importlib.import_module(module), cls)
-    return backend_class.from_spec(spec, skip_unreachable=skip_unreachable)
+    return backend_class.from_spec(spec)

@@ -52,6 +52,14 @@ class WorkQueue:
         self._delayed: list[tuple[float, int, Work]] = []
         self._seq = itertools.count()
         self.closed = False
+        # Set by the runner for metric.target: a finished result that says "start nothing
+        # more". Backends call settle() before they refill the slots that results freed.
+        self.hold: Callable[[TrialResult], bool] | None = None
+
+    def settle(self, results: Iterable[TrialResult]) -> None:
+        """Close the queue at once when a finished result reaches the sweep's target."""
+        if self.hold is not None and any(self.hold(r) for r in results):
+            self.close()
 
     def put(self, trial: Trial, attempt: int, delay: float = 0.0) -> None:
         work = Work(trial, attempt)
@@ -90,6 +98,8 @@ class WorkQueue:
 
 
 Observer = Callable[[Work, str], None]  # called when an attempt starts on a worker
+# called when an attempt's container exists on a worker: (work, worker, container id)
+ContainerObserver = Callable[[Work, str, str], None]
 
 
 @dataclass
@@ -102,10 +112,19 @@ class RunContext:
     program: str | None = None
     environ: dict[str, str] = field(default_factory=dict)
     on_start: Observer | None = None
+    on_container: ContainerObserver | None = None
     secrets: tuple[str, ...] = ()  # ${envvar:...} values: masked in everything written
 
     def argv(self, trial: Trial) -> Argv:
         return render(self.command, self.program, trial, self.environ)
+
+    def recorded_argv(self, trial: Trial) -> list[str]:
+        """The argv as the run's records keep it: ``${envvar:NAME}`` stays a macro (its
+        value is never written to disk) and a kept image entrypoint is "<entrypoint>"."""
+        masked = {name: f"${{envvar:{name}}}" for name in self.environ}
+        argv = render(self.command, self.program, trial, masked)
+        return [*argv.entrypoint] if argv.entrypoint is not None else \
+            ["<entrypoint>", *argv.command]
 
 
 class AllWorkersLost(Exception):
@@ -118,10 +137,10 @@ class Backend(ABC):
     name: str = "backend"
 
     @classmethod
-    def from_spec(cls, spec: SweepSpec, *, skip_unreachable: bool = False) -> Backend:
+    def from_spec(cls, spec: SweepSpec) -> Backend:
         """A backend for ``spec``, connected to its workers (it owns its section of the
-        sweep file); with ``skip_unreachable`` workers that do not answer are left out
-        (named in its notes) while one does. Backends made in code (tests) use their
+        sweep file); with ``spec.skip_unreachable`` workers that do not answer are left
+        out (named in its notes) while one does. Backends made in code (tests) use their
         constructors instead."""
         raise NotImplementedError(f"the {cls.name} backend cannot be built from a sweep")
 
@@ -158,8 +177,9 @@ class Backend(ABC):
         removes leftovers)."""
         return set()
 
-    def describe(self) -> BackendRecord:
-        """Provenance of the workers for the manifest."""
+    def describe(self, *, final: bool = False) -> BackendRecord:
+        """Provenance of the workers for the manifest (``final``: at the end of the run,
+        with what was learned meanwhile)."""
         return BackendRecord(self.name)
 
     def workers(self) -> list[str]:

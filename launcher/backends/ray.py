@@ -122,9 +122,10 @@ class RayBackend(Backend):
         self._torn_down = False
         self._stopping = threading.Event()
         self._notes: list[str] = []
+        self._window = max_parallel or 1
 
     @classmethod
-    def from_spec(cls, spec: SweepSpec, *, skip_unreachable: bool = False) -> RayBackend:
+    def from_spec(cls, spec: SweepSpec) -> RayBackend:
         """The sweep's ``ray:`` section: a cluster's address, or an embedded Ray. The
         image is built on the local engine and sent to the nodes that lack it."""
         from launcher.hosts import connect_local
@@ -150,6 +151,7 @@ class RayBackend(Backend):
         self._torn_down = False
         try:
             self._connect()
+            self._window = _window(self._max_parallel, run.settings.resources.cpus)
             self._nodes = self._probe_nodes(image)
             if any(not n.has_image for n in self._nodes):
                 self._put_image()
@@ -235,10 +237,10 @@ class RayBackend(Backend):
     def workers(self) -> list[str]:
         return list(dict.fromkeys(n.host for n in self._nodes))
 
-    def describe(self) -> BackendRecord:
+    def describe(self, *, final: bool = False) -> BackendRecord:
         import ray
 
-        return BackendRecord(self.name, max_parallel=self._max_parallel, ray={
+        return BackendRecord(self.name, max_parallel=self._window, ray={
             "address": self._address or "embedded", "version": ray.__version__,
             "nodes": [n.describe() for n in self._nodes]})
 
@@ -247,7 +249,6 @@ class RayBackend(Backend):
 
     # -- launch ----------------------------------------------------------------------------
     def launch(self, queue: WorkQueue) -> Iterator[TrialResult]:
-        import ray
 
         assert self._run is not None, "setup() first"
         inflight: dict[Any, Work] = {}
@@ -267,15 +268,14 @@ class RayBackend(Backend):
                         break
                     time.sleep(min(queue.next_due_in() or POLL, POLL))
                     continue
-                ready, _ = ray.wait(list(inflight), num_returns=1, timeout=POLL)
-                for ref in ready:
+                for ref in _ready(list(inflight)):
                     yield self._collect(ref, inflight.pop(ref))
         finally:
             _cancel(inflight, force=True)  # only when the caller stopped iterating early
         self._note_lost_nodes()
 
     def _dispatch(self, queue: WorkQueue, inflight: dict[Any, Work]) -> None:
-        while self._max_parallel is None or len(inflight) < self._max_parallel:
+        while len(inflight) < self._window:
             work = queue.pop_ready()
             if work is None:
                 return
@@ -388,6 +388,30 @@ def _alive_nodes() -> list[str]:
 
     api: Any = ray  # ray.nodes() is untyped
     return [str(n["NodeID"]) for n in api.nodes() if n.get("Alive")]
+
+
+def _ready(refs: list[Any]) -> list[Any]:
+    """The refs that are done: waits up to POLL for one, then takes all that are done
+    (each call looks at the bounded window of refs in flight, never at every trial)."""
+    import ray
+
+    ready, rest = ray.wait(refs, num_returns=1, timeout=POLL)
+    if ready and rest:
+        more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
+        ready += more
+    return list(ready)
+
+
+def _window(max_parallel: int | None, cpus: float) -> int:
+    """Trials in flight: ``max_parallel``, else what the cluster's CPUs can run at once
+    plus a quarter (so that a freed CPU finds its next task already queued in Ray)."""
+    import ray
+
+    if max_parallel:
+        return max_parallel
+    api: Any = ray  # ray.cluster_resources() is untyped
+    slots = max(1, int(float(api.cluster_resources().get("CPU", 1)) // max(cpus, 0.01)))
+    return slots + max(2, slots // 4)
 
 
 def _ray_get(ref: Any) -> Any:

@@ -7,7 +7,8 @@ rich, matplotlib, ray) are imported inside the commands that need them so that
     group.py    the group, shared options and helpers (imports no command module)
     sweep.py    plan, run, build, logs
     ops.py      hosts, clean, resume
-    results.py  ls, results, status, verify, compare, report, scale
+    results.py  ls, results, status, verify, compare
+    reports.py  report, watch, scale, export
     main.py     ``main``: errors become one line and an exit code
 """
 

@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from launcher.cli import ops, results, sweep  # noqa: F401 - register their commands
+from launcher.cli import ops, project, reports, results, sweep  # noqa: F401 - registers
 from launcher.cli.group import cli
 from launcher.errors import EXIT_INTERRUPTED, LauncherError
 from launcher.interrupts import Interrupted

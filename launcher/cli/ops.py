@@ -12,28 +12,39 @@ from typing import Any
 
 import click
 
-from launcher.cli.group import cli, load, results_option, status_line, sweep_options
+from launcher.cli.group import (
+    announce,
+    cli,
+    json_option,
+    load,
+    results_option,
+    run_argument,
+    status_line,
+    sweep_options,
+)
 
 
 @cli.command()
 @click.argument("sweep", type=click.Path())
 @sweep_options
 @click.option("--no-image", is_flag=True, help="Do not build or look for the image.")
-def hosts(sweep: str, no_image: bool, **kwargs: Any) -> int:
+@json_option
+def hosts(sweep: str, no_image: bool, as_json: bool, **kwargs: Any) -> int:
     """Check every host of SWEEP: reachable, engine, CPUs, memory, slots, image."""
     from launcher.hostcheck import check_hosts
     from launcher.prepare import build_locally
     from launcher.views import print_host_reports
 
     spec = load(sweep, kwargs)
-    image = None if no_image else build_locally(spec, status_line, required=False)
+    image = None if no_image else build_locally(spec, None if as_json else status_line,
+                                                required=False)
     reports = check_hosts(spec, image)
-    print_host_reports(reports, image, sys.stdout)
+    print_host_reports(reports, image, sys.stdout, as_json=as_json)
     return 0 if all(r.reachable for r in reports) else 1
 
 
 @cli.command()
-@click.argument("run", required=False)
+@run_argument(required=False)
 @click.option("--all", "everything", is_flag=True,
               help="Every launcher container and volume, on every host any run used.")
 @click.option("--images", is_flag=True, help="Also remove old launcher-built images "
@@ -61,7 +72,7 @@ def clean(run: str | None, everything: bool, images: bool, results: str) -> int:
 
 
 @cli.command()
-@click.argument("run")
+@run_argument()
 @click.option("--retry-failed", is_flag=True, help="Also run failed, timed-out and "
               "OOM-killed trials again.")
 @click.option("--host", "hosts", multiple=True,
@@ -70,20 +81,21 @@ def clean(run: str | None, everything: bool, images: bool, results: str) -> int:
 @click.option("--hosts", "hosts_file", type=click.Path(dir_okay=False), metavar="FILE",
               help="Run the rest on the hosts of this YAML file.")
 @results_option
+@click.option("--watch", "live", is_flag=True, help="Show the live view of `launch watch`.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
 def resume(run: str, retry_failed: bool, hosts: tuple[str, ...], hosts_file: str | None,
-           results: str, quiet: bool, as_json: bool) -> int:
-    """Continue RUN: adopt its containers, then run the trials not finished yet (on the
-    hosts that answer)."""
+           results: str, live: bool, quiet: bool, as_json: bool) -> int:
+    """Continue RUN: adopt its containers, then run the trials not finished yet (what
+    `launch status` counts as still to run), on the hosts that answer."""
     from launcher.api import resume_run
     from launcher.overrides import host_specs
     from launcher.views import print_run_summary
 
     quiet = quiet or as_json
     resumed = resume_run(run, results, retry_failed=retry_failed,
-                         progress="quiet" if quiet else "auto",
-                         on_line=None if quiet else status_line,
+                         progress="quiet" if quiet else "watch" if live else "auto",
+                         on_line=None if quiet else status_line, on_run=announce,
                          hosts=host_specs(hosts, hosts_file))
     print_run_summary(resumed, as_json=as_json, out=sys.stdout)
     return resumed.exit_code

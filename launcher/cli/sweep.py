@@ -10,7 +10,15 @@ from typing import Any
 
 import click
 
-from launcher.cli.group import cli, load, results_option, status_line, sweep_options
+from launcher.cli.group import (
+    announce,
+    cli,
+    load,
+    results_option,
+    run_argument,
+    status_line,
+    sweep_options,
+)
 
 
 @cli.command()
@@ -30,25 +38,32 @@ def plan(sweep: str, fmt: str, **kwargs: Any) -> None:
 @cli.command("run")
 @click.argument("sweep", type=click.Path())
 @sweep_options
-@click.option("--resume", is_flag=True, help="Continue the newest run of this sweep "
-              "under the results root instead of starting a new one.")
+@click.option("--resume", is_flag=True, help="Continue the newest run made from this very "
+              "sweep file (same path and content) instead of starting a new one.")
 @click.option("--retry-failed", is_flag=True, help="With --resume: run failed trials again.")
+@click.option("--strict-metrics", is_flag=True, help="A trial whose final metrics lack the "
+              "sweep's metric.name fails (same as strict_metrics: true in the file).")
+@click.option("--watch", "live", is_flag=True, help="Show the live view of `launch watch` "
+              "(one lane per host) instead of the progress bar.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
-def run_command(sweep: str, resume: bool, retry_failed: bool, quiet: bool, as_json: bool,
-                **kwargs: Any) -> int:
+def run_command(sweep: str, resume: bool, retry_failed: bool, strict_metrics: bool,
+                live: bool, quiet: bool, as_json: bool, **kwargs: Any) -> int:
     """Run SWEEP: build the image once, fan trials out, collect one results table.
 
-    This is also what `launch SWEEP` does.
+    This is also what `launch SWEEP` does; options may come before or after SWEEP.
+    The run id is printed first (on stderr).
     """
     from launcher.api import resume_or_run
     from launcher.views import print_run_summary
 
+    if strict_metrics:  # an override like any other, so that resume keeps it
+        kwargs["sets"] = (*kwargs["sets"], "strict_metrics=true")
     spec = load(sweep, kwargs)
     quiet = quiet or as_json
-    results = resume_or_run(spec, resume=resume, retry_failed=retry_failed,
-                            progress="quiet" if quiet else "auto",
-                            on_line=None if quiet else status_line)
+    progress = "quiet" if quiet else "watch" if live else "auto"
+    results = resume_or_run(spec, resume=resume, retry_failed=retry_failed, progress=progress,
+                            on_line=None if quiet else status_line, on_run=announce)
     print_run_summary(results, as_json=as_json, out=sys.stdout)
     return results.exit_code
 
@@ -68,14 +83,16 @@ def build(sweep: str, **kwargs: Any) -> None:
 
 
 @cli.command()
-@click.argument("run")
+@run_argument()
 @click.argument("trial_id")
-@click.option("--follow", "-f", is_flag=True, help="Keep printing as the log grows.")
+@click.option("--follow", "-f", is_flag=True, help="Stream the log live while the trial "
+              "runs; says what it waits for, and stops when the run is not running.")
 @results_option
-def logs(run: str, trial_id: str, follow: bool, results: str) -> None:
-    """Show the log of one trial of RUN (a run directory, or a run id or prefix)."""
+def logs(run: str, trial_id: str, follow: bool, results: str) -> int:
+    """Show the log of one trial (TRIAL_ID or a unique prefix) of RUN."""
     from pathlib import Path
 
     from launcher.views import show_log
 
-    show_log(run, trial_id, Path(results), follow=follow, out=sys.stdout)
+    return show_log(run, trial_id, Path(results), follow=follow, out=sys.stdout,
+                    say=announce)

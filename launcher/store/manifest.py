@@ -68,12 +68,25 @@ class ImageRecord:
     tag: str | None = None
     digest: str | None = None
     base: str | None = None
+    # issue 13: what the digest covers, with the sha256 of every file of the build context
+    # ({"files": {path: sha256}, "args", "base", "wheels"}), so that resume can name what
+    # changed. None for runs made before it (schema 2 still: an added, optional key).
+    inputs: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
 class MetricRecord:
     name: str
     goal: str = "minimize"
+    target: float | None = None  # metric.target: no new trial after one reaches it
+
+
+@dataclass(frozen=True)
+class SkippedHost:
+    """A host of the sweep left out of the run (``skip_unreachable``), and why."""
+
+    name: str
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -84,6 +97,7 @@ class BackendRecord:
     hosts: tuple[HostRecord, ...] = ()
     max_parallel: int | None = None
     ray: dict[str, Any] | None = None  # address, version, nodes: provenance only
+    skipped: tuple[SkippedHost, ...] = ()  # issue 16: hosts left out ("skipped_hosts")
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"backend": self.name,
@@ -91,6 +105,8 @@ class BackendRecord:
                                "max_parallel": self.max_parallel}
         if self.ray is not None:
             out["ray"] = self.ray
+        if self.skipped:
+            out["skipped_hosts"] = [dataclasses.asdict(h) for h in self.skipped]
         return out
 
 
@@ -146,6 +162,16 @@ class Manifest:
         """A copy that says how the run ended (``extra``: further answers, by name)."""
         return Manifest({**self.attrs, "state": str(state), "finished_at": at,
                          "stopped_because": stopped_because, "notes": list(notes), **extra})
+
+    def stopping(self, *, at: str, why: str) -> Manifest:
+        """A copy that says the launcher began stopping the run's containers at ``at``."""
+        return Manifest({**self.attrs, "stop_requested_at": at, "stop_requested": why})
+
+    def resumed(self, *, at: str) -> Manifest:
+        """A copy for a run that a resume continues: running again, no stop pending."""
+        return Manifest({**self.attrs, "state": str(RunState.RUNNING), "finished_at": None,
+                         "stop_requested_at": None, "stop_requested": None,
+                         "resumed_at": at})
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.attrs)
@@ -232,7 +258,9 @@ class Manifest:
         raw = self.attrs.get("metric")
         if not isinstance(raw, dict) or not raw.get("name"):
             return None
-        return MetricRecord(str(raw["name"]), str(raw.get("goal") or "minimize"))
+        target = raw.get("target")
+        return MetricRecord(str(raw["name"]), str(raw.get("goal") or "minimize"),
+                            float(target) if target is not None else None)
 
     @property
     def metric_name(self) -> str | None:
@@ -270,6 +298,11 @@ class Manifest:
             return max(1, min(limit, hosts))
         return max(1, limit or hosts or 1)
 
+    @property
+    def skipped_hosts(self) -> tuple[SkippedHost, ...]:
+        """Hosts of the sweep that did not answer and were left out."""
+        return tuple(from_fields(SkippedHost, h) for h in self.attrs.get("skipped_hosts") or [])
+
     def host_specs(self) -> list[HostSpec]:
         """How to reach the run's hosts again (the local engine for a Ray run)."""
         return [h.spec() for h in self.hosts] or [HostSpec("local", "local")]
@@ -289,6 +322,22 @@ class Manifest:
     @property
     def stopped_because(self) -> str:
         return str(self.attrs.get("stopped_because") or "")
+
+    @property
+    def stop_requested_at(self) -> str | None:
+        """When the launcher began stopping the running containers (Ctrl-C, deadline,
+        failures); None when it did not, or a resume has handled it."""
+        value = self.attrs.get("stop_requested_at")
+        return str(value) if value else None
+
+    @property
+    def resumed_at(self) -> str | None:
+        return self.attrs.get("resumed_at")
+
+    @property
+    def target_reached(self) -> str:
+        """Which trial reached ``metric.target`` (empty when none did)."""
+        return str(self.attrs.get("target_reached") or "")
 
     @property
     def notes(self) -> list[str]:

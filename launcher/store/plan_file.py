@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from launcher.errors import RunError
@@ -25,17 +25,32 @@ class PlannedTrial:
     params: dict[str, Any]
 
 
+# W&B distributions whose values spread on a log scale: the report draws them on log axes.
+LOG_KINDS = frozenset({"log_uniform", "log_uniform_values", "q_log_uniform",
+                       "q_log_uniform_values", "inv_log_uniform", "inv_log_uniform_values",
+                       "log_normal", "q_log_normal"})
+
+
 @dataclass(frozen=True)
 class PlanFile:
     parameters: tuple[str, ...]  # dotted names, in the sweep file's order
     trials: tuple[PlannedTrial, ...]
     version: int = PLAN_VERSION
+    # dotted name -> the sweep's distribution (categorical, int_uniform, log_uniform_values,
+    # ...); empty in older plans (the report then infers the scale from the values)
+    kinds: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, trials: Sequence[Trial], parameters: Sequence[str]) -> PlanFile:
+    def of(cls, trials: Sequence[Trial], parameters: Sequence[str],
+           kinds: dict[str, str] | None = None) -> PlanFile:
         return cls(tuple(parameters), tuple(
             PlannedTrial(t.trial_id, t.config_id, t.replica, t.seed, t.nested_params())
-            for t in trials))
+            for t in trials), kinds=dict(kinds or {}))
+
+    def log_scale(self, name: str) -> bool | None:
+        """Whether the sweep drew ``name`` from a log distribution (None: not recorded)."""
+        kind = self.kinds.get(name)
+        return None if kind is None else kind in LOG_KINDS
 
     @classmethod
     def from_json(cls, raw: Any, where: str) -> PlanFile:
@@ -46,6 +61,7 @@ class PlanFile:
                                         dict(t.get("params") or {}))
                            for t in raw["trials"])
             names = tuple(str(n) for n in raw["parameters"])
+            kinds = {str(k): str(v) for k, v in (raw.get("kinds") or {}).items()}
         except (AttributeError, KeyError, TypeError, ValueError) as e:
             raise RunError(f"{where} is damaged ({type(e).__name__}: {e})",
                            hint="restore it from a backup") from None
@@ -53,10 +69,11 @@ class PlanFile:
             raise RunError(f"{where} was written by a newer launcher (plan version {version};"
                            f" this launcher reads up to {PLAN_VERSION})",
                            hint="upgrade the launcher to read this run")
-        return cls(names, trials, version)
+        return cls(names, trials, version, kinds)
 
     def to_json(self) -> dict[str, Any]:
         return {"version": self.version, "parameters": list(self.parameters),
+                "kinds": self.kinds,
                 "trials": [{"trial_id": t.trial_id, "config_id": t.config_id,
                             "replica": t.replica, "seed": t.seed, "params": t.params}
                            for t in self.trials]}

@@ -40,13 +40,20 @@ class TrialRecord:
     finished_at: str | None = None
     duration_s: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # backend provenance (ray node, ...)
+    # issue 13: /outputs was over outputs_limit and its copy is partial. Written only when
+    # true, so records without it (all older ones) read the same.
+    outputs_truncated: bool = False
+    # The argv the container ran (``${envvar:NAME}`` left unexpanded: never a secret on
+    # disk); the image's own entrypoint, when kept, is the item "<entrypoint>".
+    argv: tuple[str, ...] | None = None
 
     @classmethod
-    def of(cls, result: TrialResult) -> TrialRecord:
+    def of(cls, result: TrialResult, argv: list[str] | None = None) -> TrialRecord:
         return cls(result.trial_id, result.status, result.reason, result.exit_code,
                    dict(result.metrics), result.host, result.image_id, result.container_id,
                    result.attempt, result.queued_at, result.started_at, result.finished_at,
-                   result.duration_s, dict(result.extra))
+                   result.duration_s, dict(result.extra), result.outputs_truncated,
+                   tuple(argv) if argv is not None else None)
 
     @classmethod
     def from_json(cls, raw: Any) -> TrialRecord | None:
@@ -63,7 +70,8 @@ class TrialRecord:
                 str(raw.get("image_id") or ""), str(raw.get("container_id") or ""),
                 int(raw.get("attempt") or 1), raw.get("queued_at"), raw.get("started_at"),
                 raw.get("finished_at"), _float(raw.get("duration_s")),
-                dict(raw.get("extra") or {}))
+                dict(raw.get("extra") or {}), raw.get("outputs_truncated") is True,
+                _argv(raw.get("argv")))
         except (TypeError, ValueError):
             return None
 
@@ -73,7 +81,9 @@ class TrialRecord:
                 "image_id": self.image_id, "container_id": self.container_id,
                 "attempt": self.attempt, "queued_at": self.queued_at,
                 "started_at": self.started_at, "finished_at": self.finished_at,
-                "duration_s": self.duration_s, "extra": self.extra}
+                "duration_s": self.duration_s, "extra": self.extra,
+                **({"outputs_truncated": True} if self.outputs_truncated else {}),
+                **({"argv": list(self.argv)} if self.argv is not None else {})}
 
     def line(self) -> str:
         return json.dumps(self.to_json(), ensure_ascii=False, default=str) + "\n"
@@ -85,6 +95,10 @@ class TrialRecord:
 
 def _float(value: Any) -> float | None:
     return None if value is None else float(value)
+
+
+def _argv(value: Any) -> tuple[str, ...] | None:
+    return tuple(str(v) for v in value) if isinstance(value, list) else None
 
 
 def parse_records(data: bytes) -> Iterator[TrialRecord]:
@@ -121,3 +135,22 @@ def _same_container_worse(previous: TrialRecord, record: TrialRecord) -> bool:
     return bool(previous.container_id) and previous.container_id == record.container_id \
         and previous.status in (TrialStatus.LOST, TrialStatus.CANCELLED) \
         and record.status is not TrialStatus.SUCCEEDED
+
+
+# Statuses that `resume --retry-failed` runs again; without it only trials with no final
+# status (never started, cancelled, lost) run.
+RETRYABLE = frozenset({TrialStatus.FAILED, TrialStatus.TIMED_OUT, TrialStatus.OOM_KILLED})
+
+
+def still_to_run(trial_ids: Iterable[str], best: dict[str, TrialRecord],
+                 retry_failed: bool = False) -> list[str]:
+    """The planned trials a resume runs, in plan order: those without a final record (and,
+    with ``retry_failed``, those that failed, timed out or were OOM-killed). `launch
+    status` counts with the same function, so its numbers are what resume will do."""
+    out = []
+    for trial_id in trial_ids:
+        record = best.get(trial_id)
+        if record is None or not record.status.terminal or (
+                retry_failed and record.status in RETRYABLE):
+            out.append(trial_id)
+    return out

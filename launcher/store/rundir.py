@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import hashlib
 import json
@@ -25,9 +26,10 @@ from launcher.store.files import (
     write_error,
 )
 from launcher.store.files import write_json as _write_json
-from launcher.store.manifest import Manifest, RunState
+from launcher.store.manifest import BackendRecord, Manifest, RunState
 from launcher.store.plan_file import PlanFile
 from launcher.store.records import TrialRecord, best_records, parse_records
+from launcher.store.started import STARTED, StartedEntry, StartedLog, parse_started, still_running
 from launcher.trial import TrialResult
 
 RECORDS = "trials.jsonl"
@@ -64,7 +66,7 @@ class RunDir:
     def create(cls, results_root: Path, folder: str, run_id: str | None = None) -> RunDir:
         """A new, empty run folder ``results_root/folder/run_id``."""
         path = results_root / folder / (run_id or new_run_id())
-        if not path.resolve().is_relative_to(results_root.resolve()) or \
+        if folder in ("", ".", "..") or "/" in folder or "\\" in folder or \
                 path.resolve().parent.parent != results_root.resolve():
             raise RunError(f"the run folder {path} would not be a folder of the sweep "
                            f"{folder!r} under the results root {results_root}",
@@ -127,12 +129,38 @@ class RunDir:
                            run=str(self.path), hint="restore it from a backup (`launch resume` "
                            "needs it; the results can still be read)") from None
 
-    def finish(self, *, state: RunState, stopped_because: str | None,
-               notes: list[str]) -> Manifest:
-        """Record how the run ended in its manifest; returns the new manifest."""
-        manifest = self.manifest().finished(
-            state=state, at=now("seconds"), notes=[self.mask.text(n) for n in notes],
-            stopped_because=self.mask.text(stopped_because) if stopped_because else None)
+    def finish(self, *, state: RunState, stopped_because: str | None, notes: list[str],
+               target_reached: str | None = None,
+               backend: BackendRecord | None = None) -> Manifest:
+        """Record how the run ended in its manifest; returns the new manifest. ``backend``:
+        the workers as known at the end (CPU models read during the run); hosts of an
+        earlier launcher of the run that it no longer uses stay listed (`launch clean`
+        finds their leftovers)."""
+        before = self.manifest()
+        extra = backend.to_json() if backend is not None else {}
+        if backend is not None:
+            urls = {h.url for h in backend.hosts}
+            extra["hosts"] = [*extra["hosts"], *(dataclasses.asdict(h) for h in before.hosts
+                                                 if h.url not in urls)]
+        mask = self.mask.text
+        manifest = before.finished(
+            state=state, at=now("seconds"), notes=[mask(n) for n in notes],
+            stopped_because=mask(stopped_because) if stopped_because else None,
+            target_reached=mask(target_reached) if target_reached else None, **extra)
+        self.write_manifest(manifest)
+        return manifest
+
+    def request_stop(self, why: str) -> None:
+        """Say in the manifest, before the launcher stops the running containers, when
+        it did (shown by `launch status`; which containers the launcher stopped, their
+        names say: see container.mark_stopped)."""
+        manifest = self.manifest()
+        if manifest.stop_requested_at is None:
+            self.write_manifest(manifest.stopping(at=now(), why=self.mask.text(why)))
+
+    def resumed(self) -> Manifest:
+        """Mark a resumed run as running again (its stop request is handled)."""
+        manifest = self.manifest().resumed(at=now("seconds"))
         self.write_manifest(manifest)
         return manifest
 
@@ -165,9 +193,10 @@ class RunDir:
     def has_record(self, trial_id: str) -> bool:
         return any(r.trial_id == trial_id for r in self.records())
 
-    def record(self, result: TrialResult) -> TrialRecord:
-        """Store a finished attempt: its files first, then the durable record. The run's
-        secrets are masked in ``result`` itself (so what is shown afterwards is masked)."""
+    def record(self, result: TrialResult, argv: list[str] | None = None) -> TrialRecord:
+        """Store a finished attempt: its files first, then the durable record (with the
+        argv the container ran, when the caller knows it). The run's secrets are masked
+        in ``result`` itself (so what is shown afterwards is masked)."""
         trial_id = safe_trial_id(result.trial_id)
         self._mask(result)
         if result.log:
@@ -177,7 +206,7 @@ class RunDir:
             atomic_write(self.path / "history" / f"{trial_id}.jsonl", lines)
         if result.outputs is not None:
             extract_outputs(result.outputs, self.path / "outputs" / trial_id, self.mask)
-        return self.append(TrialRecord.of(result))
+        return self.append(TrialRecord.of(result, self.mask.value(argv) if argv else argv))
 
     def _mask(self, result: TrialResult) -> None:
         if not self.mask:
@@ -193,6 +222,25 @@ class RunDir:
         append_line(self.path / RECORDS, record.line())
         return record
 
+    # -- containers running now ------------------------------------------------------------
+    def started_log(self) -> StartedLog:
+        """The append side of started.jsonl, for the run loop (see store/started.py)."""
+        return StartedLog(self.path / STARTED)
+
+    def started(self) -> list[StartedEntry]:
+        try:
+            return parse_started((self.path / STARTED).read_bytes())
+        except FileNotFoundError:
+            return []
+
+    def running(self, records: list[TrialRecord] | None = None) -> list[StartedEntry]:
+        """Containers started and not recorded yet, while the run is running (a run that
+        is not running has none, whatever its files say)."""
+        if self.state() is not RunState.RUNNING:
+            return []
+        records = self.records() if records is None else records
+        return still_running(self.started(), ((r.trial_id, r.attempt) for r in records))
+
     # -- files of a trial --------------------------------------------------------------------
     def log_path(self, trial_id: str) -> Path:
         return self.path / "logs" / f"{safe_trial_id(trial_id)}.log"
@@ -205,12 +253,14 @@ class RunDir:
 
     # -- state and locking -----------------------------------------------------------------
     def state(self, manifest: Manifest | None = None) -> RunState:
-        """The run's state; a ``running`` run whose launcher is gone is ``abandoned``.
-        The one answer that `launch ls`, `status` and the API give."""
+        """The run's state: ``running`` while a launcher holds the run (also a resume of
+        a stopped run), ``abandoned`` for a ``running`` run whose launcher is gone, else
+        what the manifest says. The one answer that `launch ls`, `status`, `watch` and the
+        API give."""
+        if self.holder():
+            return RunState.RUNNING
         state = (manifest or self.manifest()).state
-        if state is RunState.RUNNING and not self.holder():
-            return RunState.ABANDONED
-        return state
+        return RunState.ABANDONED if state is RunState.RUNNING else state
 
     def holder(self) -> str:
         """Who holds the run's lock ("pid N on HOST"); empty when nobody does."""

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from launcher.container import STOPPED_EARLIER
 from launcher.image import BuiltImage
 from launcher.store import RunState
 from tests.engines import ScratchEngine
@@ -111,7 +112,7 @@ def test_a_second_interrupt_exits_at_once_and_resume_reruns_the_cancelled(
     counts = record_statuses(run)
     assert counts == {"cancelled": 4, "succeeded": 4}, counts  # stopped, then ran again
     reasons = {r["reason"] for r in records(run.path) if r["status"] == "cancelled"}
-    assert reasons == {"cancelled by an earlier launcher"}, reasons
+    assert reasons == {STOPPED_EARLIER}, reasons
     nothing_left(run.run_id, a)
 
 

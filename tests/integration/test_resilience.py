@@ -314,4 +314,6 @@ def test_trial_container_is_hardened_per_engine_inspect(tmp_path: Path) -> None:
     mounts = {m["Destination"]: m for m in info["Mounts"]}
     assert "/var/run/docker.sock" not in mounts and "/run/docker.sock" not in mounts
     assert not any("docker.sock" in m.get("Source", "") for m in info["Mounts"])
-    assert set(host.get("Tmpfs") or {}) == {"/tmp"} and mounts["/outputs"]["Type"] == "volume"
+    # /tmp and the trial's HOME (its caches) are the only writable places besides /outputs
+    assert set(host.get("Tmpfs") or {}) == {"/tmp", "/home/trial"}
+    assert mounts["/outputs"]["Type"] == "volume"

@@ -79,8 +79,10 @@ def test_results_by_config_is_sorted_by_the_sweeps_goal(runs: dict[str, Path]) -
 def test_status_counts_a_finished_run_per_host(runs: dict[str, Path]) -> None:
     result = launch("status", str(runs["slow"]))
     assert result.returncode == 0, result.stderr
-    assert "finished 4/4: timed_out 4" in result.stdout
-    assert "local" in result.stdout and "remaining 0" in result.stdout
+    assert "4 trials: timed out 4" in result.stdout
+    assert "finished 4/4 (final status); nothing left for `launch resume` (4 with " \
+        "--retry-failed)" in result.stdout
+    assert "local" in result.stdout
 
 
 def test_verify_within_and_across_runs_of_different_sizes(runs: dict[str, Path]) -> None:
@@ -119,7 +121,7 @@ def test_verify_leaves_out_trials_that_did_not_succeed(runs: dict[str, Path]) ->
 def test_compare_runs_of_different_sizes(runs: dict[str, Path]) -> None:
     result = launch("compare", str(runs["a"]), str(runs["b"]), "--fail-on-regression")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "trials: 4 in both, 0 only in A, 2 only in B" in result.stdout
+    assert "aligned trial by trial: 4 in both, 0 only in A, 2 only in B" in result.stdout
     assert "no regressions in 4 trials compared" in result.stdout
     assert "val_acc worse by its goal (maximize)" in result.stdout
 
@@ -140,10 +142,14 @@ def test_scale_runs_each_size_plots_and_verifies(tmp_path: Path) -> None:
     result = launch("scale", str(sweep), "--replicas", "1,3", "-q")
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].split()[:4] == ["N", "run_id", "trials", "succeeded"]
+    header = lines[0].split()
+    assert header[:4] == ["N", "wall_s", "ideal_s", "efficiency"]
     assert lines[1].split()[0] == "1" and lines[2].split()[0] == "3"
     assert "verify: 4/4 trials on 1 host reproduce across 2 runs" in result.stdout
     plot = Path(next(line for line in lines if line.startswith("plot: "))[6:])
-    assert plot.read_bytes().startswith(b"\x89PNG") and plot.parent.name == "scaled"
+    assert plot.read_bytes().startswith(b"<?xml") and plot.parent.name == "scaled"
+    assert plot.suffix == ".svg"
     page = Path(next(line for line in lines if line.startswith("page: "))[6:])
-    assert "data:image/png;base64," in page.read_text()
+    assert "data:image/svg+xml;base64," in page.read_text()
+    efficiency = [float(line.split()[3]) for line in lines[1:3]]
+    assert all(0 < e <= 1.0 for e in efficiency), lines  # the ideal is never beaten

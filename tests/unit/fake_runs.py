@@ -46,7 +46,7 @@ def table(*rows: dict[str, Any]) -> pd.DataFrame:
 
 
 def make_run(root: Path, run_id: str, trials: list[dict[str, Any]], *, sweep: str = "demo",
-             metric: dict[str, str] | None = None, state: str = "finished",
+             metric: dict[str, Any] | None = None, state: str = "finished",
              hosts: tuple[str, ...] = ("local",), slots: int = 2,
              max_parallel: int | None = None) -> Path:
     """A run directory under ``root/sweep/run_id``. Each trial dict has trial_id,

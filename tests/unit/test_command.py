@@ -29,14 +29,19 @@ def test_program_without_command_is_interpreter_program_args() -> None:
 
 def test_all_list_macros() -> None:
     command = ["${env}", "${interpreter}", "${program}", "${args_no_hyphens}",
-               "${args_no_boolean_flags}", "${args_json}"]
+               "${args_no_boolean_flags}", "${args_json}", "${args_no_equals}",
+               "${args_json_file}"]
     argv = render(command, "x.py", TRIAL, {})
     assert argv.entrypoint == [
         "python3", "x.py",
         "lr=0.001", "model.hidden=64", "flag=True", "off=False", "name=$(touch /tmp/pwned); `id`",
         "--lr=0.001", "--model.hidden=64", "--flag", "--name=$(touch /tmp/pwned); `id`",
+        # W&B's agent: json.dumps with its default separators
         json.dumps({"lr": 0.001, "model": {"hidden": 64}, "flag": True, "off": False,
-                    "name": "$(touch /tmp/pwned); `id`"}, separators=(",", ":")),
+                    "name": "$(touch /tmp/pwned); `id`"}),
+        "--lr", "0.001", "--model.hidden", "64", "--flag", "True", "--off", "False",
+        "--name", "$(touch /tmp/pwned); `id`",
+        "/run/launcher/params.json",
     ]
 
 
@@ -61,6 +66,16 @@ def test_bad_templates(items: list[str], words: str) -> None:
         check_template(items)
 
 
-def test_lists_and_dicts_render_as_json() -> None:
-    trial = Trial("t", "c", 0, 0, 0, (("layers", [64, 32]), ("opt", {"b1": 0.9})))
-    assert render(None, None, trial, {}).command == ['--layers=[64,32]', '--opt={"b1":0.9}']
+def test_values_render_as_w_and_b_writes_them() -> None:
+    trial = Trial("t", "c", 0, 0, 0, (("layers", [64, 32]), ("opt", {"b1": 0.9}),
+                                      ("lr", 1e-05), ("q", 5.0), ("none", None),
+                                      ("names", ["a", "b"])))
+    assert render(None, None, trial, {}).command == [
+        "--layers=[64, 32]", "--opt={'b1': 0.9}", "--lr=1e-05", "--q=5.0", "--none=None",
+        "--names=['a', 'b']"]
+
+
+def test_dotted_parameter_names_are_one_key_in_json() -> None:
+    trial = Trial("t", "c", 0, 0, 0, (("a.b", 1), ("m.h", 2)), (("a.b",), ("m", "h")))
+    argv = render(["${args}", "${args_json}"], None, trial, {})
+    assert argv.entrypoint == ["--a.b=1", "--m.h=2", '{"a.b": 1, "m": {"h": 2}}']

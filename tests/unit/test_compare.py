@@ -74,7 +74,7 @@ def test_status_and_image_changes_and_one_sided_trials() -> None:
     assert list(c.image_changes["trial_id"]) == ["t3"]
     assert list(c.only("b")["trial_id"]) == ["t4"] and not len(c.only("a"))
     text = c.summary()
-    assert "trials: 3 in both, 0 only in A, 1 only in B" in text
+    assert "aligned trial by trial: 3 in both, 0 only in A, 1 only in B" in text
     assert "status: t3 succeeded -> failed" in text
     assert "1 regression in 3 trials compared" in text
 

@@ -9,7 +9,7 @@ from typing import Any
 import docker
 
 from launcher.command import Argv
-from launcher.container import ContainerSettings
+from launcher.container import FSIZE_SLACK, ContainerSettings
 from launcher.sections import Resources
 from launcher.trial import Trial
 from launcher.trial_log import last_error_line, parse_stdout, read_log
@@ -62,23 +62,44 @@ def test_stdout_parsing_takes_history_and_the_last_metrics_line() -> None:
 
 
 class FakeLogs:
-    """The engine's logs call over ``lines``: counts what the launcher reads."""
+    """The engine's logs endpoint over ``lines`` (one stdout frame each, as
+    launcher.engine.container_logs reads them): counts what the launcher reads."""
+
+    base_url, api_version, timeout = "http+docker://fake", "1.41", 60
 
     def __init__(self, lines: list[bytes]) -> None:
         self.lines, self.read, self.calls = lines, 0, 0
 
-    def logs(self, cid: str, *, stream: bool, tail: int | str = "all", **_: Any) -> Any:
+    def get(self, url: str, *, params: dict[str, Any], **_: Any) -> FakeResponse:
+        assert url.endswith("/containers/c/logs")
         self.calls += 1
-        if stream:
-            return self._stream()
+        tail = params.get("tail", "all")
         kept = self.lines[-int(tail):] if tail != "all" else self.lines
-        self.read += sum(map(len, kept))
-        return b"".join(kept)
+        return FakeResponse(self, kept)
 
-    def _stream(self) -> Any:
-        for line in self.lines:
-            self.read += len(line)
-            yield line
+
+class FakeResponse:
+    """A streamed response whose body is produced (and counted) only as far as read."""
+
+    def __init__(self, owner: FakeLogs, lines: list[bytes]) -> None:
+        self.owner, self.lines, self.buffer = owner, iter(lines), b""
+        self.raw = self
+
+    def read(self, n: int) -> bytes:
+        while len(self.buffer) < n:
+            line = next(self.lines, None)
+            if line is None:
+                break
+            self.buffer += bytes([1, 0, 0, 0]) + len(line).to_bytes(4, "big") + line
+        data, self.buffer = self.buffer[:n], self.buffer[n:]
+        self.owner.read += len(data)
+        return data
+
+    def raise_for_status(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def test_logs_keep_head_and_tail_and_read_only_those() -> None:
@@ -95,4 +116,5 @@ def test_the_engine_caps_the_log_and_each_file() -> None:
     host = kwargs(log_limit=3 * 2**20, outputs_limit=2**20)["host_config"]
     assert host["LogConfig"] == {"Type": "json-file",
                                  "Config": {"max-size": str(3 * 2**20), "max-file": "2"}}
-    assert host["Ulimits"] == [{"Name": "fsize", "Soft": 2**20, "Hard": 2**20}]
+    limit = 2**20 + FSIZE_SLACK  # a little past outputs_limit: kept truncated, not failed
+    assert host["Ulimits"] == [{"Name": "fsize", "Soft": limit, "Hard": limit}]

@@ -72,27 +72,40 @@ def test_ls_lists_every_run_with_counts(tmp_path: Path) -> None:
 
 
 def test_status_counts_finished_and_remaining_per_host(tmp_path: Path) -> None:
-    trials = [*_trials(), {"trial_id": "c4r0", "config_id": "c4", "status": "not_started"}]
+    trials = [*_trials(), {"trial_id": "c4r0", "config_id": "c4", "status": "not_started"},
+              {"trial_id": "c5r0", "config_id": "c5", "status": "cancelled"}]
     run = make_run(tmp_path, "20260102-120000-aaaa", trials, state="running")
+    with RunDir(run).started_log() as started:
+        started.add("c4r0", 1, "h1", "f" * 64)  # a container running now
+        started.add("c1r0", 1, "h2", "e" * 64)  # finished: it has a record
     with RunDir(run).locked():  # a live launcher holds the run
         status = run_status(run)
+        running = [e.trial_id for e in status.running]
     assert status.holder == f"pid {os.getpid()} on {os.uname().nodename}"
-    assert (status.planned, status.finished, status.remaining) == (6, 5, 1)
-    assert status.counts == {"succeeded": 4, "failed": 1}
-    assert status.in_progress and status.running == 1
+    assert (status.planned, status.finished, status.to_run) == (7, 5, 2)
+    assert status.counts == {"succeeded": 4, "failed": 1, "not_started": 1, "cancelled": 1}
+    assert status.in_progress and running == ["c4r0"]
     hosts = status.per_host.set_index("host")
     assert hosts.loc["h1", "succeeded"] == 2 and hosts.loc["local", "failed"] == 1
-    text = status.summary()
-    assert "finished 5/6: failed 1, succeeded 4" in text and "running at most 1" in text
+    assert status.to_run_retry_failed == 3
+    with RunDir(run).locked():
+        text = status.summary()
+    assert "7 trials: succeeded 4, failed 1, cancelled 1, not started 1" in text
+    assert "finished 5/7 (final status); 2 still to run or running (1 more with " \
+        "--retry-failed)" in text
+    assert "c4r0" in text and "ffffffffffff" in text  # host, container, elapsed
 
 
 def test_status_of_a_run_whose_launcher_died_is_abandoned(tmp_path: Path) -> None:
     run = make_run(tmp_path, "20260102-120000-aaaa", _trials(), state="running")
+    with RunDir(run).started_log() as started:
+        started.add("c3r0", 2, "h1", "f" * 64)  # the launcher died while it ran
     # the lock file of a launcher that died: nobody holds the lock any more
     (run / ".lock").write_text(f"pid {os.getpid()} on {os.uname().nodename}\n")
     status = run_status(run)
-    assert status.state == "abandoned" and status.running == 0
+    assert status.state == "abandoned" and status.running == ()
     assert list_runs(tmp_path).iloc[0]["state"] == "abandoned"  # ls and status agree
+    assert "nothing left for `launch resume` (1 with --retry-failed)" in status.summary()
 
 
 def test_commands_render_formats_and_exit_codes(tmp_path: Path) -> None:
@@ -105,7 +118,8 @@ def test_commands_render_formats_and_exit_codes(tmp_path: Path) -> None:
     assert rows[0]["config_id"] == "c2" and rows[0]["acc.mean"] == pytest.approx(0.925)
     out = runner.invoke(cli, ["results", "20260102", "--results", str(tmp_path),
                               "--format", "markdown"])
-    assert out.output.startswith("| trial_id | config_id |") and "container_id" in out.output
+    assert out.output.startswith("| run_id | sweep | trial_id | config_id |")
+    assert "container_id" in out.output
     out = runner.invoke(cli, ["results", "20260102", "--results", str(tmp_path)])
     assert "container_id" not in out.output and "c2r1" in out.output
     out = runner.invoke(cli, ["ls", "--results", str(tmp_path), "--format", "csv"])

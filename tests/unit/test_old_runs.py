@@ -38,7 +38,8 @@ def test_results_of_an_old_run(old_root: Path) -> None:
     out = launch("results", "20261202-125108", "--results", str(old_root), "--format", "csv")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    assert len(lines) == 9 and lines[0].startswith("trial_id,config_id,replica,seed,param.lr")
+    assert len(lines) == 9
+    assert lines[0].startswith("run_id,sweep,trial_id,config_id,replica,seed,param.lr")
     assert sum(",succeeded," in line for line in lines) == 4
     assert sum(",failed," in line for line in lines) == 4
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
+from launcher.backends.base import WorkQueue
 from launcher.runner import RetryPolicy, Runner
 from launcher.store import RunDir
-from launcher.trial import Trial, TrialStatus
+from launcher.trial import Trial, TrialResult, TrialStatus
+from launcher.wandb_keys import Metric
 from tests.fake_backend import FakeBackend
 
 S, F, LOST = TrialStatus.SUCCEEDED, TrialStatus.FAILED, TrialStatus.LOST
@@ -75,3 +78,42 @@ def test_start_attempts_continue_after_resume(tmp_path: Path) -> None:
     t = trials(1)
     Runner(backend, run_dir(tmp_path), RetryPolicy()).execute(t, {t[0].trial_id: 4})
     assert backend.started == [(t[0].trial_id, 5)]
+
+
+class TwoSlotBackend(FakeBackend):
+    """Two trials at a time, metric acc = the trial's index; like the Docker backend it
+    settles finished results with the queue before it refills the freed slot."""
+
+    def launch(self, queue: WorkQueue) -> Iterator[TrialResult]:
+        running: list[Trial] = []
+        while True:
+            while len(running) < 2 and (work := queue.pop_ready()) is not None:
+                self.started.append((work.trial.trial_id, work.attempt))
+                running.append(work.trial)
+            if not running:
+                return
+            trial = running.pop(0)
+            result = TrialResult(trial.trial_id, S, exit_code=0, metrics={"acc": trial.index})
+            queue.settle([result])
+            yield result
+
+
+def test_metric_target_starts_nothing_new_and_lets_running_trials_finish(tmp_path: Path) -> None:
+    backend = TwoSlotBackend(lambda t, a: (S, 0))
+    target = Metric("acc", "maximize", target=3)
+    run = run_dir(tmp_path)
+    outcome = Runner(backend, run, RetryPolicy(), target=target).execute(trials(10))
+    assert [int(t, 16) for t, _ in backend.started] == [0, 1, 2, 3, 4]  # 4 was running
+    assert outcome.counts == {"succeeded": 5} and not outcome.stopped
+    assert not backend.cancelled, "running trials finish; nothing is cancelled"
+    assert "acc 3 reached the target 3 (maximize) in trial 000000000003" in \
+        outcome.target_reached
+    assert len(run.records()) == 5
+
+
+def test_metric_target_follows_the_goal() -> None:
+    low = Metric("loss", "minimize", target=0.1)
+    assert low.reached(0.05) and low.reached(0.1) and not low.reached(0.2)
+    assert not low.reached(None) and not low.reached("0.01") and not low.reached(True)
+    assert Metric("acc", "maximize", target=0.9).reached(0.95)
+    assert not Metric("acc", "maximize").reached(1.0)  # no target: never reached
