@@ -3,8 +3,10 @@ hardening flags for ``docker run``, and the check that nothing is left behind.""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -143,24 +145,42 @@ class Measured:
 def timed_run(argv: Sequence[str], *, stdout: Any = subprocess.DEVNULL,
               stderr: Any = subprocess.DEVNULL, env: dict[str, str] | None = None,
               cwd: Path | None = None, timeout: float = 1800) -> Measured:
-    """Run ``argv`` and measure it through wait4 (this child's own rusage)."""
+    """Run ``argv`` and measure it through wait4 (this child's own rusage).
+
+    Linux counts the parent's memory at fork time into a child's ``ru_maxrss``, so a
+    large benchmark process would inflate it: the peak RSS comes from GNU time (whose
+    own child is forked from a small process) when /usr/bin/time exists."""
     started = time.perf_counter()
+    rss_file = None
+    if Path(GNU_TIME).is_file():
+        fd, rss_file = tempfile.mkstemp(prefix="bench-rss-")
+        os.close(fd)
+        argv = [GNU_TIME, "-f", "%M", "-o", rss_file, *argv]
     proc = subprocess.Popen(list(argv), stdout=stdout, stderr=stderr, cwd=cwd,
-                            env={**os.environ, **(env or {})})
+                            env={**os.environ, **(env or {})}, start_new_session=True)
     deadline = started + timeout
     while True:
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             break
         if time.perf_counter() > deadline:
-            proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # GNU time and the command it runs
             pid, status, usage = os.wait4(proc.pid, 0)
             break
         time.sleep(0.005)
     wall = time.perf_counter() - started
     proc.returncode = os.waitstatus_to_exitcode(status)
+    maxrss_mb = usage.ru_maxrss / 1024
+    if rss_file:
+        with contextlib.suppress(OSError, ValueError):
+            maxrss_mb = int(Path(rss_file).read_text().split()[-1]) / 1024
+        Path(rss_file).unlink(missing_ok=True)
     return Measured(wall_s=wall, returncode=proc.returncode,
-                    cpu_s=usage.ru_utime + usage.ru_stime, maxrss_mb=usage.ru_maxrss / 1024)
+                    cpu_s=usage.ru_utime + usage.ru_stime, maxrss_mb=maxrss_mb)
+
+
+GNU_TIME = "/usr/bin/time"
 
 
 def leftover_containers(api: Any, label: str) -> list[str]:

@@ -13,34 +13,28 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from launcher.backends.base import Backend, RunContext
 from launcher.defaults import RESULTS_ROOT
-from launcher.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, LauncherError, RunError
+from launcher.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, LauncherError
+from launcher.interrupts import Interrupts, handled_signals
 from launcher.overrides import Overrides
 from launcher.plan import Plan, expand
 from launcher.prepare import LineSink, prepared_backend
+from launcher.resume import all_hosts, check_same_sweep, replan, todo
 from launcher.runner import Outcome, RetryPolicy, Runner
+from launcher.secrets import Masker
+from launcher.sections import HostSpec
 from launcher.spec import SweepSpec, load_sweep
-from launcher.store import (
-    AdaptivePlan,
-    PlanFile,
-    RunDir,
-    RunState,
-    TrialRecord,
-    new_run_id,
-    still_to_run,
-)
-from launcher.trial import Trial, TrialResult, TrialStatus
+from launcher.store import AdaptivePlan, PlanFile, RunDir, RunState, new_run_id
+from launcher.trial import Trial, TrialResult
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from launcher.image import BuiltImage
     from launcher.search.adaptive import AdaptiveSearch
     from launcher.search.hyperband import HyperbandStopper
     from launcher.wandb_keys import Metric
@@ -57,6 +51,7 @@ class RunResults:
     outcome: Outcome | None  # None: the run loop never ended normally (an error)
     notes: list[str] = field(default_factory=list)
     _df: Any = None
+    signal: str = ""  # the first SIGINT/SIGTERM/SIGHUP received, if any
 
     @property
     def run_id(self) -> str:
@@ -65,9 +60,9 @@ class RunResults:
     @property
     def df(self) -> pd.DataFrame:
         if self._df is None:
-            from launcher.results import build_table
+            from launcher.results import load_table
 
-            self._df = build_table(RunDir(self.run_dir))
+            self._df = load_table(RunDir(self.run_dir))
         df: pd.DataFrame = self._df
         return df
 
@@ -78,7 +73,7 @@ class RunResults:
 
     @property
     def interrupted(self) -> bool:
-        return bool(self.outcome and self.outcome.interrupted)
+        return bool(self.outcome and self.outcome.interrupted) or bool(self.signal)
 
     @property
     def ok(self) -> bool:
@@ -118,91 +113,75 @@ def run_sweep(sweep: str | Path | SweepSpec, overrides: Overrides | None = None,
     ``progress`` is "auto", "rich", "plain", "watch" (the live view of `launch watch`) or
     "quiet" (the default for library use). ``on_run`` hears the run id as soon as the run
     exists (after the image is built and the hosts are set up, before any trial).
+    SIGINT, SIGTERM and SIGHUP are handled while it runs (see launcher.interrupts).
     """
     from launcher.provenance import new_manifest
 
     spec = resolve_spec(sweep, overrides, **simple)
     plan = expand(spec)
     run_id = new_run_id()
-    with prepared_backend(spec, run_id, on_line) as (backend, image, ctx):
-        run = RunDir.create(Path(spec.results), spec.folder, run_id)
-        if on_run:  # the run exists from here on (a failed set-up starts none)
-            on_run(f"run {run_id}  ({run.path})")
-        with run.locked():
-            kinds = {p.name: p.kind for p in spec.parameters}
-            run.start(sweep_text=spec.source_text,
-                      plan=PlanFile.of(plan.trials, plan.parameter_names, kinds,
-                                       adaptive_of(spec)),
-                      manifest=new_manifest(spec, run_id, image, backend))
-            outcome, table = None, None
-            try:
-                outcome = execute(spec, run, backend, ctx, plan, progress,
-                                  search=new_search(spec, run))
-            finally:
-                table = finish_run(run, backend, outcome)
-    return RunResults(run.path, outcome, backend.notes(), table)
+    with handled_signals() as signals:
+        prepared = prepared_backend(spec, run_id, on_line, signals=signals)
+        with prepared as (backend, image, ctx):
+            with signals.deferred():
+                run = RunDir.create(Path(spec.results), spec.folder, run_id)
+                run.mask = Masker(ctx.secrets)
+            if on_run:  # the run exists from here on (a failed set-up starts none)
+                on_run(f"run {run_id}  ({run.path})")
+            with run.locked():
+                kinds = {p.name: p.kind for p in spec.parameters}
+                with signals.deferred():
+                    run.start(sweep_text=spec.source_text,
+                              plan=PlanFile.of(plan.trials, plan.parameter_names, kinds,
+                                                adaptive_of(spec)),
+                              manifest=new_manifest(spec, run_id, image, backend))
+                loop = RunLoop(spec, run, backend, ctx, signals, prepared.notes,
+                               new_search(spec, run))
+                outcome, table = loop.drive(plan, progress, list(plan.trials))
+        return loop.results(outcome, table)
 
 
 def resume_run(ref: str | Path, results_root: str | Path = RESULTS_ROOT, *,
                retry_failed: bool = False, progress: str = "quiet",
-               on_line: LineSink | None = None,
-               on_run: LineSink | None = None) -> RunResults:
-    """Continue a run: adopt its containers still on the hosts, then run every planned
-    trial without a final record (failed ones too with ``retry_failed``)."""
+               on_line: LineSink | None = None, on_run: LineSink | None = None,
+               hosts: tuple[HostSpec, ...] | None = None) -> RunResults:
+    """Continue a run: adopt its containers still on the hosts (their results are recorded
+    as they come, while new trials start), and run every planned trial without a final
+    record (failed ones too with ``retry_failed``): what `launch status` counts as still
+    to run. ``hosts`` replace the run's hosts; hosts that do not answer are left out. The
+    run's sweep file and plan must be the ones it started with, and its image is found
+    again, reloaded or rebuilt from the same content (see launcher.resume and
+    launcher.same_image)."""
     from launcher.store import find_run
 
     run = find_run(str(ref), Path(results_root))
     if on_run:
         on_run(f"resuming run {run.run_id}  ({run.path})")
-    with run.locked():
-        spec, plan = replan(run)
+    with handled_signals() as signals, run.locked():
+        spec, plan = replan(run, hosts)
         manifest = run.manifest()
-        if manifest.state is RunState.FINISHED and not still_to_run(
-                run.plan().trial_ids(), run.best(), retry_failed):
+        search, asked = open_search(spec, run)  # an adaptive run's trials so far
+        left = todo([*plan.trials, *asked], run.best(), retry_failed)
+        if manifest.state is RunState.FINISHED and not left:
             if on_line:
                 on_line(f"run {run.label} has nothing left to run")
             return RunResults(run.path, Outcome(), manifest.notes)
-        with prepared_backend(spec, run.run_id, on_line) as (backend, image, ctx):
-            check_same_image(run, image)
-            search, asked = open_search(spec, run)  # an adaptive run's trials so far
-            known = {t.trial_id: t for t in (*plan.trials, *asked)}
-            for result in backend.adopt(known):
-                stopped_by_launcher(result, manifest.stop_requested_at)
-                run.record(result, ctx.recorded_argv(known[result.trial_id]))
-                if search is not None:
-                    search.tell(result)  # final ones only
-            run.resumed()
+        prepared = prepared_backend(spec, run.run_id, on_line, signals=signals,
+                                    image=manifest.image)
+        with prepared as (backend, _image, ctx):
+            run.mask = Masker(ctx.secrets)
+            with signals.deferred():
+                if hosts:
+                    run.write_manifest(manifest.with_fields(
+                        hosts=all_hosts(manifest.hosts, backend.describe().hosts)))
+                run.resumed()
             records = run.records()
             attempts = {r.trial_id: r.attempt for r in records}
-            outcome, table = None, None
-            try:
-                outcome = execute(spec, run, backend, ctx, plan, progress,
-                                  todo(list(known.values()), run.best(), retry_failed),
-                                  attempts, search)
-            finally:
-                table = finish_run(run, backend, outcome)
-    return RunResults(run.path, outcome, backend.notes(), table)
-
-
-def check_same_image(run: RunDir, image: BuiltImage) -> None:
-    """A resumed run must use the image it started with; if not, say which files changed."""
-    from launcher.buildcontext import describe_changes
-
-    recorded = run.manifest().image
-    if image.id == recorded.id:
-        return
-    changes = describe_changes(recorded.inputs or {}, image.inputs)
-    raise RunError(f"the image changed since run {run.run_id} started (now {image.id[:19]}, "
-                   f"the run used {recorded.id[:19]}" + (f"; {changes})" if changes else ")"),
-                   run=str(run.path), hint="restore those files, or start a new run of the "
-                   "sweep")
-
-
-def todo(trials: Sequence[Trial], best: dict[str, TrialRecord],
-         retry_failed: bool) -> list[Trial]:
-    """The known trials a resume runs (see :func:`launcher.store.still_to_run`)."""
-    wanted = set(still_to_run([t.trial_id for t in trials], best, retry_failed))
-    return [t for t in trials if t.trial_id in wanted]
+            recorded = {r.container_id for r in records if r.container_id}
+            loop = RunLoop(spec, run, backend, ctx, signals, prepared.notes, search)
+            outcome, table = loop.drive(plan, progress, left, attempts,
+                                        adopt={t.trial_id: t for t in left}, recorded=recorded)
+        return loop.results(outcome, table)
 
 
 def adaptive_of(spec: SweepSpec) -> AdaptivePlan | None:
@@ -231,18 +210,6 @@ def open_search(spec: SweepSpec, run: RunDir) -> tuple[AdaptiveSearch | None, li
     return AdaptiveSearch.open(spec, run)
 
 
-def stopped_by_launcher(result: TrialResult, stop_requested_at: str | None) -> None:
-    """An adopted container that failed after the launcher began stopping the run (the
-    first Ctrl-C, then a second one before it could record the container) was stopped
-    by the launcher: it is cancelled, and reruns, not failed (exit code 143)."""
-    from launcher.clock import parse_time
-
-    stop, end = parse_time(stop_requested_at), parse_time(result.finished_at)
-    if stop and end and result.status is TrialStatus.FAILED and end >= stop:
-        result.status = TrialStatus.CANCELLED
-        result.reason = f"stopped by the launcher (after {result.reason})"
-
-
 def resume_or_run(spec: SweepSpec, *, resume: bool, retry_failed: bool = False,
                   progress: str = "quiet", on_line: LineSink | None = None,
                   on_run: LineSink | None = None) -> RunResults:
@@ -259,10 +226,11 @@ def resume_or_run(spec: SweepSpec, *, resume: bool, retry_failed: bool = False,
                                           sha)
     say = on_run or (lambda line: None)
     if previous is not None:
+        check_same_sweep(spec, previous)  # holds by the identity above; a guard
         say(f"resuming run {previous.run_id}  ({previous.path}): the newest run made from "
             f"{spec.source_path} with this content")
         return resume_run(previous.path, spec.results, retry_failed=retry_failed,
-                          progress=progress, on_line=on_line)
+                          progress=progress, on_line=on_line, hosts=spec.hosts)
     skipped = f" ({len(others)} run(s) named {spec.name} came from another file or " \
         f"another version of it, e.g. {others[0].label})" if others else ""
     say(f"no earlier run of {spec.source_path} with this content under {spec.results}: "
@@ -270,31 +238,46 @@ def resume_or_run(spec: SweepSpec, *, resume: bool, retry_failed: bool = False,
     return run_sweep(spec, progress=progress, on_line=on_line, on_run=on_run)
 
 
-def replan(run: RunDir) -> tuple[SweepSpec, Plan]:
-    """The run's own sweep.yaml and overrides, planned again; must match plan.json."""
-    from launcher.spec import build_spec
-    from launcher.store import SWEEP
-    from launcher.yamlfile import parse_yaml
+@dataclass
+class RunLoop:
+    """The part of a run between set-up and teardown: the trials, then the run's files."""
 
-    manifest = run.manifest()
-    text = run.sweep_text()
-    spec = build_spec(parse_yaml(text, str(run.path / SWEEP)),
-                      Overrides.from_json(manifest.overrides),
-                      source_path=manifest.sweep_path, source_text=text,
-                      default_name=manifest.sweep)
-    plan = expand(spec)
-    if [t.trial_id for t in plan.trials] != run.plan().planned_ids():
-        raise RunError(f"run {run.run_id}'s sweep no longer plans the same trials",
-                       run=str(run.path), hint="was the launcher upgraded? start a new run")
-    return spec, plan
+    spec: SweepSpec
+    run: RunDir
+    backend: Backend
+    ctx: RunContext
+    signals: Interrupts
+    notes: list[str]
+    search: AdaptiveSearch | None = None  # method: bayes
+
+    def drive(self, plan: Plan, progress: str, trials: list[Trial],
+            attempts: dict[str, int] | None = None, adopt: dict[str, Trial] | None = None,
+            recorded: set[str] | None = None) -> tuple[Outcome | None, Any]:
+        """Run ``trials``; the tables and the manifest are written however it ends."""
+        outcome, table = None, None
+        try:
+            outcome = execute(self.spec, self.run, self.backend, self.ctx, plan, progress,
+                              trials, attempts, adopt=adopt, recorded=recorded,
+                              signals=self.signals, search=self.search)
+        finally:
+            with self.signals.deferred():
+                table = finish_run(self.run, self.backend, outcome, self.notes)
+        return outcome, table
+
+    def results(self, outcome: Outcome | None, table: Any) -> RunResults:
+        """After the teardown: its notes are part of the summary."""
+        return RunResults(self.run.path, outcome, [*self.notes, *self.backend.notes()], table,
+                          signal=self.signals.received)
 
 
 def execute(spec: SweepSpec, run: RunDir, backend: Backend, ctx: RunContext, plan: Plan,
             progress: str, trials: list[Trial] | None = None,
-            start_attempts: dict[str, int] | None = None,
-            search: AdaptiveSearch | None = None) -> Outcome:
+            start_attempts: dict[str, int] | None = None, *,
+            adopt: dict[str, Trial] | None = None, recorded: set[str] | None = None,
+            signals: Interrupts | None = None, search: AdaptiveSearch | None = None) -> Outcome:
     """Run ``trials`` (default: the whole plan; and what adaptive search asks for) with
-    live progress and, when the sweep asks for it, early termination."""
+    live progress and, when the sweep asks for it, early termination, adopting the run's
+    containers of ``adopt`` first."""
     todo = list(plan.trials) if trials is None else trials
     policy = RetryPolicy(retries=spec.retries, no_retry_exit_codes=spec.no_retry_exit_codes,
                          max_consecutive_failures=spec.max_consecutive_failures,
@@ -315,8 +298,8 @@ def execute(spec: SweepSpec, run: RunDir, backend: Backend, ctx: RunContext, pla
                 stopper.finished(result.trial_id, result.attempt, result.history)
 
         runner = Runner(backend, run, policy, on_result=on_result, target=spec.metric,
-                        argv_of=ctx.recorded_argv, search=search)
-        return runner.execute(todo, start_attempts)
+                        argv_of=ctx.recorded_argv, search=search, signals=signals)
+        return runner.execute(todo, start_attempts, adopt=adopt, recorded=recorded)
 
 
 def early_stopper(spec: SweepSpec, run: RunDir, backend: Backend) -> HyperbandStopper | None:
@@ -357,7 +340,8 @@ def warm_up_table_libraries() -> None:
     threading.Thread(target=work, name="warm-up", daemon=True).start()
 
 
-def finish_run(run: RunDir, backend: Backend, outcome: Outcome | None) -> pd.DataFrame | None:
+def finish_run(run: RunDir, backend: Backend, outcome: Outcome | None,
+               notes: list[str] | None = None) -> pd.DataFrame | None:
     """Derived tables and the final manifest; safe to call after a failure. Returns the
     table, so that the summary does not build it a second time."""
     from launcher.results import write_tables
@@ -368,8 +352,9 @@ def finish_run(run: RunDir, backend: Backend, outcome: Outcome | None) -> pd.Dat
     else:
         state = RunState.STOPPED if why else RunState.FINISHED
     try:
-        run.finish(state=state, stopped_because=why, notes=backend.notes(),
-                   target_reached=outcome.target_reached or None if outcome else None)
+        run.finish(state=state, stopped_because=why, notes=[*(notes or []), *backend.notes()],
+                   target_reached=outcome.target_reached or None if outcome else None,
+                   backend=backend.describe(final=True))
     except LauncherError:
         return None  # the manifest itself is unreadable: nothing more can be said
     return write_tables(run)

@@ -2,7 +2,8 @@
 
 Every container and ``/outputs`` volume of a run carries ``io.launcher.run=<run id>``,
 so a crashed or killed launcher's leftovers are found again on every host of the run
-(from its manifest), like SkyPilot finds its local containers by label.
+(from its manifest), like SkyPilot finds its local containers by label. Hosts are
+cleaned in parallel, at most HOST_WORKERS at once.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from launcher.engine import remove_by_label
 from launcher.errors import HostError
 from launcher.image import IMAGE_REPOSITORY
+from launcher.parallel import each
 from launcher.sections import HostSpec
 from launcher.store import RunDir, iter_runs
 from launcher.trial import LABEL_MANAGED, LABEL_RUN
@@ -39,8 +41,8 @@ def clean_runs(runs: list[RunDir]) -> list[Cleaned]:
     for run in runs:
         for spec in run.manifest().host_specs():
             by_url.setdefault(spec.url, (spec, []))[1].append(run.run_id)
-    return [_clean_host(spec, [f"{LABEL_RUN}={r}" for r in run_ids])
-            for spec, run_ids in by_url.values()]
+    return _clean_hosts([(spec, [f"{LABEL_RUN}={r}" for r in run_ids])
+                         for spec, run_ids in by_url.values()])
 
 
 def clean_all(results_root: Path) -> list[Cleaned]:
@@ -50,7 +52,14 @@ def clean_all(results_root: Path) -> list[Cleaned]:
     for path in iter_runs(results_root):
         for spec in RunDir(path).manifest().host_specs():
             specs.setdefault(spec.url, spec)
-    return [_clean_host(spec, None) for spec in specs.values()]
+    return _clean_hosts([(spec, None) for spec in specs.values()])
+
+
+def _clean_hosts(todo: list[tuple[HostSpec, list[str] | None]]) -> list[Cleaned]:
+    done = each(lambda item: _clean_host(*item), todo)
+    return [d if isinstance(d, Cleaned) else Cleaned(spec.name, error=f"{type(d).__name__}: "
+                                                     f"{d}"[:300])
+            for (spec, _), d in zip(todo, done, strict=True)]
 
 
 def _clean_host(spec: HostSpec, run_labels: list[str] | None) -> Cleaned:

@@ -36,8 +36,8 @@ from launcher.alignment import (
 from launcher.defaults import RESULTS_ROOT
 from launcher.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError
 from launcher.listing import short_image
+from launcher.signatures import values_match
 from launcher.trial import TrialStatus
-from launcher.verify import values_match
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -113,17 +113,25 @@ def find_regressions(aligned: pd.DataFrame, metric: str | None, goal: str = "min
     ``goal`` beyond ``atol + rtol * |A|``. Columns: trial_id, config_id, seed, kind, detail."""
     import pandas as pd
 
-    rows = []
-    for row in aligned[aligned["present"] == "both"].to_dict("records"):
-        ident = {"trial_id": row["trial_id"], "config_id": row["config_id"], "seed": row["seed"]}
-        if row["status.a"] == OK and row["status.b"] != OK:
-            rows.append({**ident, "kind": "status",
-                         "detail": f"status {row['status.a']} -> {row['status.b']}"})
-        before, after = row.get(f"metric.{metric}.a"), row.get(f"metric.{metric}.b")
-        if metric and worse(before, after, goal, rtol, atol):
-            rows.append({**ident, "kind": "metric",
-                         "detail": f"{metric} {before:.6g} -> {after:.6g} ({goal})"})
-    return pd.DataFrame(rows, columns=["trial_id", "config_id", "seed", "kind", "detail"])
+    both = aligned[aligned["present"] == "both"]
+    ident = ["trial_id", "config_id", "seed"]
+    stopped = both[(both["status.a"] == OK) & (both["status.b"] != OK)]
+    parts = [stopped[ident].assign(
+        kind="status", detail="status " + stopped["status.a"].astype(str) + " -> "
+        + stopped["status.b"].astype(str), _order=stopped.index * 2)]
+    if metric and f"metric.{metric}.a" in both and f"metric.{metric}.b" in both:
+        before = pd.to_numeric(both[f"metric.{metric}.a"], errors="coerce").astype(float)
+        after = pd.to_numeric(both[f"metric.{metric}.b"], errors="coerce").astype(float)
+        beyond = (after - before).abs() > atol + rtol * before.abs()
+        direction = after < before if goal == "maximize" else after > before
+        worse_rows = both[beyond & direction]  # NaN on either side compares False
+        detail = [f"{metric} {a:.6g} -> {b:.6g} ({goal})" for a, b in
+                  zip(before[worse_rows.index], after[worse_rows.index], strict=True)]
+        parts.append(worse_rows[ident].assign(kind="metric", detail=detail,
+                                              _order=worse_rows.index * 2 + 1))
+    out = pd.concat(parts, ignore_index=True).sort_values("_order", kind="stable")
+    return out.drop(columns="_order").reset_index(drop=True)[
+        ["trial_id", "config_id", "seed", "kind", "detail"]]
 
 
 @dataclass(frozen=True)
@@ -237,7 +245,7 @@ def compare_runs(run_a: str | Path, run_b: str | Path, results_root: str | Path 
                  *, rtol: float = 0.0, atol: float = 0.0) -> Comparison:
     """Compare run B against run A (run directories, or run references). The metric
     and goal judged for regressions are B's sweep's (A's when B names none)."""
-    from launcher.results import build_table, sweep_metric
+    from launcher.results import load_table, sweep_metric
     from launcher.store import find_run
 
     a, b = (find_run(str(r), Path(results_root)) for r in (run_a, run_b))
@@ -250,7 +258,7 @@ def compare_runs(run_a: str | Path, run_b: str | Path, results_root: str | Path 
         notes.append(f"the runs' sweeps name different metrics ({metric_a} {goal_a}, "
                      f"{metric_b} {goal_b}): judging B's")
     names = tuple(f"{r.path.parent.name}/{r.run_id}" for r in (a, b))
-    return compare_tables(build_table(a), build_table(b), metric=metric, goal=goal, rtol=rtol,
+    return compare_tables(load_table(a), load_table(b), metric=metric, goal=goal, rtol=rtol,
                           atol=atol, names=(names[0], names[1]), notes=tuple(notes))
 
 

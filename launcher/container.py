@@ -13,7 +13,7 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +29,6 @@ from launcher.trial import (
     ENV_PARAMS,
     ENV_SEED,
     ENV_TRIAL_ID,
-    HISTORY_KEYS,
     LABEL_ATTEMPT,
     LABEL_MANAGED,
     LABEL_RUN,
@@ -43,6 +42,7 @@ from launcher.trial import (
     TrialStatus,
     missing_metric,
 )
+from launcher.trial_log import last_error_line, log_config, parse_stdout, read_log
 
 if TYPE_CHECKING:
     import docker
@@ -50,6 +50,15 @@ if TYPE_CHECKING:
     from launcher.command import Argv
 
 FOLLOW_GRACE = 5.0  # seconds to let a live-line follower read the end of the stream
+STOP_MARK = "launcher-"  # + why + "-" + short id: see mark_stopped
+KILLED_FROM_OUTSIDE = (128 + 15, 128 + 9)  # SIGTERM, SIGKILL
+# A file may outgrow outputs_limit by this much before the kernel refuses the write: it is
+# left out of the copy (truncated outputs, the trial keeps its status), while a runaway
+# file is stopped long before the engine's disk fills up.
+FSIZE_SLACK = 8 * 1024 * 1024
+STOPPED_EARLIER = "stopped by the launcher (an earlier one, which exited before recording it)"
+STOPPED_EARLY_EARLIER = ("stopped early (early termination) by an earlier launcher, which "
+                         "exited before recording it")
 
 
 @dataclass(frozen=True)
@@ -81,7 +90,7 @@ class ContainerSettings:
                       params_volume: str = "", devices: tuple[str, ...] = ()) -> dict[str, Any]:
         """Arguments of the engine's container-create call (low-level API); ``devices``:
         the GPUs of the slot the trial runs in."""
-        from docker.types import Mount
+        from docker.types import Mount, Ulimit
 
         env = {**self.env, ENV_TRIAL_ID: trial.trial_id, ENV_SEED: str(trial.seed),
                ENV_PARAMS: json.dumps(trial.nested_params(), ensure_ascii=False)}
@@ -103,11 +112,20 @@ class ContainerSettings:
             security_opt=["no-new-privileges"], read_only=True, privileged=False,
             tmpfs=tmpfs, mem_limit=res.memory, memswap_limit=res.memory,
             nano_cpus=int(res.cpus * 1e9), pids_limit=res.pids, init=True,
-            mounts=mounts or None, shm_size=res.shm,
+            mounts=mounts or None, shm_size=res.shm, log_config=log_config(self.log_limit),
+            # No file in the trial may grow far past what would be copied back: the kernel
+            # refuses the write (EFBIG) instead of the engine's disk filling up.
+            ulimits=[Ulimit(name="fsize", soft=self.file_limit, hard=self.file_limit)]
+            if self.outputs else None,
             device_requests=device_requests(devices, res.gpus))
         return {"image": self.image, "command": argv.command, "entrypoint": argv.entrypoint,
                 "environment": env, "labels": labels, "user": self.user or "",
                 "host_config": host_config, "network_disabled": self.network == "none"}
+
+    @property
+    def file_limit(self) -> int:
+        """The largest file a trial may write (RLIMIT_FSIZE), see FSIZE_SLACK."""
+        return self.outputs_limit + FSIZE_SLACK
 
 
 class Cancelled(Exception):
@@ -116,12 +134,16 @@ class Cancelled(Exception):
 
 @dataclass
 class Running:
-    """What a backend needs to stop a running trial from another thread, and where the
-    trial's live history lines go (early termination)."""
+    """What a backend needs to stop a running trial from another thread, to know how
+    long it has run (``started``: monotonic seconds, 0 until the container runs), and
+    where the trial's live history lines go (early termination)."""
 
     api: Any
     container_id: str = ""
     cancelled: threading.Event = field(default_factory=threading.Event)
+    started: float = 0.0
+    left: bool = False  # a container of this trial may still be on the engine
+    kept: bool = False  # its container ended and is left for the caller: see release()
     params_volume: str = ""  # removed after the container
     on_created: Callable[[str], None] | None = None  # told the container's id once it exists
     attempt: int = 1
@@ -131,14 +153,17 @@ class Running:
 
 def run_trial(api: docker.APIClient, trial: Trial, argv: Argv, settings: ContainerSettings,
               *, host: str, attempt: int = 1, running: Running | None = None,
-              devices: tuple[str, ...] = ()) -> TrialResult:
+              devices: tuple[str, ...] = (), keep: bool = False) -> TrialResult:
     """Run one trial to the end. Failures are results with a status, never exceptions.
-    ``devices``: the GPU device IDs of the slot it runs in."""
+    ``devices``: the GPU device IDs of the slot it runs in. With ``keep`` a container
+    that ended normally is left for the caller to remove (:func:`release`) once its
+    result is recorded (a launcher killed in between finds it again on resume)."""
     result = TrialResult(trial.trial_id, TrialStatus.NOT_STARTED, host=host,
                          image_id=settings.image, attempt=attempt)
     running = running or Running(api)
 
     def steps() -> None:
+        running.left = True  # from here on, until it is removed
         if settings.params_file:
             from launcher.paramsfile import create_params_volume
 
@@ -155,6 +180,7 @@ def run_trial(api: docker.APIClient, trial: Trial, argv: Argv, settings: Contain
         result.started_at = now()
         started = time.monotonic()
         api.start(cid)
+        running.started = time.monotonic()
         follower = follow(api, cid, running.on_history) if running.on_history else None
         exit_code = _wait(api, cid, settings, result, settings.timeout)
         result.duration_s = round(time.monotonic() - started, 3)
@@ -163,15 +189,17 @@ def run_trial(api: docker.APIClient, trial: Trial, argv: Argv, settings: Contain
         result.finished_at = now()
         _finish(api, cid, exit_code, settings, result, running)
 
-    return _guarded(api, result, running, steps)
+    return _guarded(api, result, running, steps, keep)
 
 
 def adopt_trial(api: docker.APIClient, container: dict[str, Any], trial: Trial,
                 settings: ContainerSettings, *, host: str,
-                running: Running | None = None) -> TrialResult | None:
+                running: Running | None = None, keep: bool = False) -> TrialResult | None:
     """Take over a container of this run found on a host after the launcher was killed:
-    wait for it if it runs, then collect and remove it exactly like :func:`run_trial`.
-    A container that never started is removed and None returned (the trial reruns)."""
+    wait for it if it runs, then collect (and remove) it exactly like :func:`run_trial`.
+    A container that never started is removed and None returned (the trial reruns).
+    One that a launcher stopped (its name says why) keeps that reason; one stopped from
+    outside (an engine restart) is ``lost`` (see :func:`_classify`)."""
     cid = container["Id"]
     attempt = int((container.get("Labels") or {}).get(LABEL_ATTEMPT, "1"))
     result = TrialResult(trial.trial_id, TrialStatus.NOT_STARTED, host=host,
@@ -186,6 +214,7 @@ def adopt_trial(api: docker.APIClient, container: dict[str, Any], trial: Trial,
         _remove(api, cid)
         return None
     result.started_at = from_docker(state.get("StartedAt"))
+    running.started = time.monotonic() - seconds_since_docker(state.get("StartedAt"))
 
     def steps() -> None:
         left = None
@@ -198,31 +227,35 @@ def adopt_trial(api: docker.APIClient, container: dict[str, Any], trial: Trial,
                                   - seconds_since_docker(finished.get("FinishedAt")), 3)
         _finish(api, cid, exit_code, settings, result, running)
 
-    return _guarded(api, result, running, steps)
+    return _guarded(api, result, running, steps, keep)
 
 
 def _guarded(api: Any, result: TrialResult, running: Running,
-             steps: Callable[[], None]) -> TrialResult:
-    """Run ``steps``; turn every known failure into a status; always remove the container."""
+             steps: Callable[[], None], keep: bool = False) -> TrialResult:
+    """Run ``steps``; turn every known failure into a status; remove the container (with
+    ``keep``, only when the steps did not end normally)."""
     import docker.errors
     import requests.exceptions
 
+    unreachable = ended = False
     try:
         steps()
+        ended = True
     except Cancelled:
         result.status, result.reason = TrialStatus.CANCELLED, "cancelled before it started"
     except docker.errors.APIError as e:
         _engine_error(result, e, running)
     except (requests.exceptions.RequestException, OSError) as e:
+        unreachable = True  # a removal would wait for the client timeout: teardown does it
         result.status = TrialStatus.CANCELLED if running.cancelled.is_set() else TrialStatus.LOST
         result.reason = f"host {result.host} stopped answering: {type(e).__name__}"
     finally:
-        if running.container_id:
-            _remove(api, running.container_id)
-        if running.params_volume:
-            from launcher.paramsfile import remove_params_volume
-
-            remove_params_volume(api, running.params_volume)
+        if unreachable:
+            pass  # a removal would wait for the client timeout: teardown does it
+        elif keep and ended:
+            running.kept = True
+        else:
+            running.left = not release(api, running)
     return result
 
 
@@ -246,6 +279,7 @@ def _wait(api: Any, cid: str, settings: ContainerSettings, result: TrialResult,
         except Exception as e:
             if not _is_read_timeout(e):
                 raise
+    mark_stopped(api, cid, TrialStatus.TIMED_OUT)
     api.stop(cid, timeout=int(settings.stop_grace))  # the engine kills after the grace
     result.status = TrialStatus.TIMED_OUT
     return int(api.wait(cid, timeout=60)["StatusCode"])
@@ -260,10 +294,9 @@ def _is_read_timeout(e: Exception) -> bool:
 
 
 def _collect(api: Any, cid: str, settings: ContainerSettings, result: TrialResult) -> None:
-    stream = api.logs(cid, stdout=True, stderr=True, stream=True, follow=False)
-    log, truncated = capped_text(stream, settings.log_limit)
-    result.log = log + (f"\n[launcher: log truncated to {settings.log_limit} bytes]\n"
-                        if truncated else "")
+    log, truncated = read_log(api, cid, settings.log_limit)
+    result.log = log + (f"\n[launcher: log truncated to {settings.log_limit} bytes: its "
+                        "head and tail]\n" if truncated else "")
     result.history, result.metrics = parse_stdout(log)
     if settings.outputs:
         result.outputs, result.outputs_truncated = copy_outputs(api, cid,
@@ -289,12 +322,53 @@ def _classify(api: Any, cid: str, exit_code: int | None, settings: ContainerSett
         result.reason = missing_metric(settings.metric, result.metrics)
     elif exit_code == 0:
         result.status = TrialStatus.SUCCEEDED
-    elif api.inspect_container(cid)["State"].get("OOMKilled"):
+    else:
+        _classify_failure(api.inspect_container(cid), exit_code, settings, result)
+
+
+def _classify_failure(info: dict[str, Any], exit_code: int | None,
+                      settings: ContainerSettings, result: TrialResult) -> None:
+    """A non-zero exit that this launcher did not cause: the job's failure, an OOM kill,
+    a stop by an earlier launcher (its mark in the container's name), or a kill from
+    outside (SIGTERM/SIGKILL: an engine restart, `docker stop`): that is no verdict on
+    the trial, which is ``lost`` and runs again."""
+    stopped_as = stop_mark(str(info.get("Name") or ""))
+    if info["State"].get("OOMKilled"):
         result.status = TrialStatus.OOM_KILLED
         result.reason = f"killed: out of memory (limit {settings.resources.memory // 2**20} MiB)"
+    elif stopped_as is TrialStatus.CANCELLED:
+        result.status = stopped_as
+        result.reason = STOPPED_EARLIER
+    elif stopped_as is TrialStatus.TIMED_OUT:
+        result.status = stopped_as
+        result.reason = f"exceeded its timeout of {settings.timeout or 0:g}s"
+    elif stopped_as is TrialStatus.STOPPED:
+        result.status, result.reason = stopped_as, STOPPED_EARLY_EARLIER
+        result.metrics = result.metrics or last_values(result.history)
+    elif exit_code in KILLED_FROM_OUTSIDE:
+        result.status = TrialStatus.LOST
+        result.reason = (f"killed from outside the launcher (exit code {exit_code}: an engine "
+                         "restart or a stop by hand); it runs again")
     else:
         result.status = TrialStatus.FAILED
         result.reason = f"exit code {exit_code}: {last_error_line(result.log)}"[:300]
+
+
+def mark_stopped(api: Any, cid: str, why: TrialStatus) -> None:
+    """Say in the container's name why the launcher stops it, before stopping it: a
+    launcher that dies meanwhile leaves the reason for the next one (names are the one
+    thing of a container that can still change)."""
+    with contextlib.suppress(Exception):
+        api.rename(cid, f"{STOP_MARK}{why}-{cid[:12]}")
+
+
+def stop_mark(name: str) -> TrialStatus | None:
+    """The reason :func:`mark_stopped` left in a container's name, if any."""
+    name = name.lstrip("/")
+    for status in (TrialStatus.CANCELLED, TrialStatus.TIMED_OUT, TrialStatus.STOPPED):
+        if name.startswith(f"{STOP_MARK}{status}-"):
+            return status
+    return None
 
 
 def _engine_error(result: TrialResult, e: Exception, running: Running) -> None:
@@ -312,63 +386,22 @@ def _engine_error(result: TrialResult, e: Exception, running: Running) -> None:
         result.status, result.reason = TrialStatus.FAILED, f"engine refused: {explanation}"
 
 
-def _remove(api: Any, cid: str) -> None:
-    with contextlib.suppress(Exception):
+def release(api: Any, running: Running) -> bool:
+    """Remove a trial's container and its anonymous volumes, then its parameters volume;
+    False when something may be left (teardown then looks, by the run's label)."""
+    removed = not running.container_id or _remove(api, running.container_id)
+    if running.params_volume:
+        from launcher.paramsfile import remove_params_volume
+
+        remove_params_volume(api, running.params_volume)
+        removed = False  # its removal is not confirmed: teardown looks
+    return removed
+
+
+def _remove(api: Any, cid: str) -> bool:
+    """Remove a container and its anonymous volumes; False when that failed."""
+    try:
         api.remove_container(cid, v=True, force=True)
-
-
-def capped_text(chunks: Iterable[bytes], limit: int) -> tuple[str, bool]:
-    """Keep the first and last halves of a stream larger than ``limit`` bytes.
-
-    The tail matters most: the final ``{"metrics": ...}`` line is there.
-    """
-    head, tail = bytearray(), bytearray()
-    half = limit // 2
-    truncated = False
-    for chunk in chunks:
-        if len(head) < half:
-            take = half - len(head)
-            head += chunk[:take]
-            chunk = chunk[take:]
-        if chunk:
-            tail += chunk
-            if len(tail) > 2 * half:
-                del tail[: len(tail) - half]
-                truncated = True
-    if len(tail) > half:
-        truncated = True
-        del tail[: len(tail) - half]
-    text = head.decode("utf-8", "replace")
-    if truncated:
-        text += "\n[...]\n" + tail.decode("utf-8", "replace").split("\n", 1)[-1]
-    else:
-        text += tail.decode("utf-8", "replace")
-    return text, truncated
-
-
-def parse_stdout(text: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """History lines (JSON with ``step``/``epoch``) and the last ``{"metrics": ...}``."""
-    history: list[dict[str, Any]] = []
-    metrics: dict[str, Any] = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if not (line.startswith("{") and line.endswith("}")):
-            continue
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            continue
-        if not isinstance(obj, dict):
-            continue
-        if isinstance(obj.get("metrics"), dict):
-            metrics = obj["metrics"]
-        elif any(k in obj for k in HISTORY_KEYS):
-            history.append(obj)
-    return history, metrics
-
-
-def last_error_line(log: str) -> str:
-    for line in reversed(log.strip().splitlines()):
-        if line.strip() and not line.lstrip().startswith("{"):
-            return line.strip()[:200]
-    return "no error message"
+    except Exception:  # left for teardown, which finds it by label
+        return False
+    return True

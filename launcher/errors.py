@@ -92,12 +92,30 @@ class HostError(LauncherError):
         return f"host {self.host}: {super().__str__()}"
 
 
+class ResourceError(LauncherError):
+    """This machine cannot give the run what it needs (open files), found before any
+    container starts. ``needed`` and ``limit`` are counts of the resource."""
+
+    def __init__(self, message: str, *, needed: int, limit: int,
+                 hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.needed = needed
+        self.limit = limit
+
+
 class RunError(LauncherError):
     """A run directory is missing, locked by another launcher, or inconsistent."""
 
     def __init__(self, message: str, *, run: str | None = None, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.run = run
+
+
+class RunChanged(RunError):
+    """A run's own sweep file or plan changed since it started: resuming it would run
+    trials differently from the others, so it is refused before any container."""
+
+    exit_code = EXIT_USAGE
 
 
 class UnknownRun(RunError):

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from launcher.errors import HostError
+from launcher.errors import HostError, SweepError
 from launcher.image import BuiltImage
 from launcher.sections import HostSpec
 from launcher.spec import SweepSpec
+
+if TYPE_CHECKING:
+    from launcher.hosts import Host
 
 
 @dataclass
@@ -25,9 +28,14 @@ class HostReport:
 
 
 def check_hosts(spec: SweepSpec, image: BuiltImage | None) -> list[HostReport]:
-    """One report per host of ``spec``, checked concurrently; never raises for a host."""
-    with ThreadPoolExecutor(max_workers=max(1, len(spec.hosts))) as pool:
-        return list(pool.map(lambda h: _check(h, spec, image), spec.hosts))
+    """One report per host of ``spec``, at most HOST_WORKERS at once; never raises for a
+    host."""
+    from launcher.parallel import each
+
+    reports = each(lambda h: _check(h, spec, image), spec.hosts)
+    return [r if isinstance(r, HostReport) else HostReport(h.name, h.url, reachable=False,
+                                                            problem=str(r))
+            for h, r in zip(spec.hosts, reports, strict=True)]
 
 
 def _check(host_spec: HostSpec, spec: SweepSpec, image: BuiltImage | None) -> HostReport:
@@ -54,3 +62,15 @@ def _check(host_spec: HostSpec, spec: SweepSpec, image: BuiltImage | None) -> Ho
     finally:
         host.close()
     return report
+
+
+def check_resources_fit(hosts: list[Host], spec: SweepSpec) -> None:
+    """A trial asking for more CPUs than a host has would fail on every start there (the
+    engine refuses it): refuse the sweep before any container, naming the host."""
+    for host in hosts:
+        cpus = host.info.get("NCPU")
+        if isinstance(cpus, int) and spec.resources.cpus > cpus:
+            raise SweepError(f"resources.cpus is {spec.resources.cpus:g} but host {host.name} "
+                             f"has {cpus} CPU{'s' if cpus != 1 else ''}",
+                             path=spec.source_path, hint="ask for at most as many CPUs as "
+                             "the smallest host has")

@@ -1,9 +1,11 @@
 """Docker hosts: connect (local, unix, tcp+TLS, ssh, docker contexts), check, describe.
 
-A :class:`Host` is one engine with one connection pool sized to its slots. Errors
-while connecting become :class:`HostError` with advice, raised before any trial
-starts: an unreachable engine, a TLS certificate that does not verify, an SSH host
-key that is not known.
+A :class:`Host` is one engine with one connection pool sized to its slots. Connecting
+costs one round trip (the engine's /info, which also negotiates the API version) and
+is bounded by a timeout. Errors while connecting become :class:`HostError` with
+advice, raised before any trial starts: an unreachable engine, a TLS certificate that
+does not verify, an SSH host key that is not known. With ``skip_unreachable`` such hosts
+are left out and reported instead.
 """
 
 from __future__ import annotations
@@ -15,13 +17,12 @@ import json
 import os
 import platform
 import re
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from launcher.engine import API_TIMEOUT, MIN_API_VERSION
+from launcher.engine import API_TIMEOUT, CONNECT_TIMEOUT, MIN_API_VERSION, engine_info, one_pool
 from launcher.errors import HostError
 from launcher.sections import HostSpec
 from launcher.store.manifest import HostRecord
@@ -29,6 +30,9 @@ from launcher.store.manifest import HostRecord
 if TYPE_CHECKING:
     import docker
 
+DEFAULT_POOL_SLOTS = 8  # a first pool size while the engine's CPUs are not known yet
+CONNECTIONS_PER_SLOT = 2  # a trial's wait and its live log stream (early termination)
+POOL_EXTRA = 2  # connections beyond the slots: health pings, teardown, stop calls
 
 
 @dataclass
@@ -39,6 +43,7 @@ class Host:
     client: docker.DockerClient
     slots: int
     info: dict[str, Any] = field(default_factory=dict)
+    dirty: bool = False  # this run may have left a container here (teardown must look)
     gpu_groups: tuple[tuple[str, ...], ...] = ()  # the GPU device IDs of each slot
     notes: tuple[str, ...] = ()  # why it has fewer slots than asked, if it has
 
@@ -63,38 +68,49 @@ class Host:
 
 
 def connect_all(specs: tuple[HostSpec, ...], *, cpus_per_trial: float,
-                max_parallel: int | None = None, **needs: int) -> list[Host]:
-    """Connect to every host concurrently; the first failure is raised (others closed).
+                max_parallel: int | None = None, skip_unreachable: bool = False,
+                **needs: int) -> tuple[list[Host], list[HostError]]:
+    """Connect to every host, at most HOST_WORKERS at once. Returns the connected hosts
+    and, with ``skip_unreachable``, the errors of the hosts left out; otherwise the first
+    failure is raised (the others closed), as it is when no host answers at all.
     ``needs``: ``gpus_per_trial`` and ``memory_per_trial`` (see :func:`connect`)."""
-    with ThreadPoolExecutor(max_workers=max(1, len(specs))) as pool:
-        futures = [pool.submit(connect, s, cpus_per_trial=cpus_per_trial,
-                               max_parallel=max_parallel, **needs) for s in specs]
-        hosts, errors = [], []
-        for future in futures:
-            try:
-                hosts.append(future.result())
-            except HostError as e:
-                errors.append(e)
-    if errors:
+    from launcher.parallel import each
+
+    outcomes = each(lambda s: connect(s, cpus_per_trial=cpus_per_trial,
+                                      max_parallel=max_parallel, **needs), specs)
+    hosts = [o for o in outcomes if isinstance(o, Host)]
+    errors = [o for o in outcomes if isinstance(o, HostError)]
+    unexpected = [o for o in outcomes if isinstance(o, BaseException)
+                  and not isinstance(o, HostError)]
+    if unexpected or (errors and (not skip_unreachable or not hosts)):
         for host in hosts:
             host.close()
-        raise errors[0]
-    return hosts
+        if unexpected:
+            raise unexpected[0]
+        first = errors[0]
+        if len(errors) > 1:
+            more = f"{len(errors) - 1} more host{'s' if len(errors) > 2 else ''} failed too"
+            first.hint = f"{first.hint}; {more}" if first.hint else more
+        if not skip_unreachable and hosts:
+            first.hint = f"{first.hint}; --skip-unreachable runs on the others"
+        raise first
+    return hosts, errors
 
 
 def connect(spec: HostSpec, *, cpus_per_trial: float = 1.0,
             max_parallel: int | None = None, gpus_per_trial: int = 0,
-            memory_per_trial: int = 0) -> Host:
-    """Open one engine, check that it answers, size its pool to its slots (capped by
-    its memory and GPUs, see :mod:`launcher.gpus`): two connections per slot, a trial's
-    wait and its live log stream under early termination (the pool fills only as far
-    as it is used)."""
+            memory_per_trial: int = 0, timeout: float | None = None) -> Host:
+    """Open one engine in one round trip (its /info), size its one connection pool to
+    its slots (capped by its memory and GPUs, see :mod:`launcher.gpus`): two
+    connections per slot, a trial's wait and its live log stream under early
+    termination (the pool fills only as far as it is used). ``timeout``
+    [CONNECT_TIMEOUT]: how long the engine has to answer."""
     from launcher.gpus import host_capacity
 
-    pool = max(4, 2 * (spec.slots or 8) + 4)
-    client = _client(spec, pool)
+    client = _client(spec, CONNECTIONS_PER_SLOT * (spec.slots or DEFAULT_POOL_SLOTS)
+                     + POOL_EXTRA)
     try:
-        info = client.info()
+        info = engine_info(client.api, CONNECT_TIMEOUT if timeout is None else timeout)
     except Exception as e:
         client.close()
         raise _host_error(spec, e) from e
@@ -109,9 +125,7 @@ def connect(spec: HostSpec, *, cpus_per_trial: float = 1.0,
         client.close()
         raise
     slots = capacity.slots
-    if spec.slots is None and 2 * slots + 4 > pool:
-        client.close()
-        client = _client(spec, 2 * slots + 4)
+    one_pool(client.api, CONNECTIONS_PER_SLOT * slots + POOL_EXTRA)
     return Host(spec=spec, client=client, slots=slots, info=info,
                 gpu_groups=capacity.gpu_groups, notes=capacity.notes)
 
@@ -119,19 +133,22 @@ def connect(spec: HostSpec, *, cpus_per_trial: float = 1.0,
 def _client(spec: HostSpec, pool: int) -> docker.DockerClient:
     import docker
 
-    kwargs: dict[str, Any] = {"timeout": API_TIMEOUT, "max_pool_size": pool}
+    # The API version is pinned here and negotiated from the first answer's header
+    # (engine_info), which saves docker-py's /version round trip per host.
+    kwargs: dict[str, Any] = {"timeout": API_TIMEOUT, "max_pool_size": pool,
+                              "version": MIN_API_VERSION}
     try:
         if spec.url == "local":
-            return docker.from_env(**kwargs)
+            return _pooled(docker.from_env(**kwargs), pool)
         if spec.url.startswith("context:"):
-            return _from_context(spec, kwargs)
+            return _pooled(_from_context(spec, kwargs), pool)
         if spec.url.startswith("tcp://"):
             kwargs["tls"] = _tls_config(spec)
             if kwargs["tls"]:
-                return _tls_client(spec.url, kwargs)
+                return _pooled(_tls_client(spec.url, kwargs), pool)
         elif spec.url.startswith("ssh://"):
             kwargs["use_ssh_client"] = False  # paramiko: one SSH login, channels per call
-        return docker.DockerClient(base_url=spec.url, **kwargs)
+        return _pooled(docker.DockerClient(base_url=spec.url, **kwargs), pool)
     except HostError:
         raise
     except Exception as e:
@@ -143,22 +160,21 @@ def _tls_client(url: str, kwargs: dict[str, Any]) -> docker.DockerClient:
 
     requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE replace the CA that docker-py
     sets on its session, so a host's private CA would never be used; the client must
-    not take its TLS settings from the environment. API version negotiation happens
-    in the constructor, so negotiate first with a client that already ignores it.
+    not take its TLS settings from the environment.
     """
     import docker
-    from docker.constants import DEFAULT_DOCKER_API_VERSION
 
-    probe = docker.DockerClient(base_url=url, version=MIN_API_VERSION, **kwargs)
-    probe.api.trust_env = False
-    try:
-        server = probe.api.version(api_version=False)["ApiVersion"]
-    finally:
-        probe.close()
-    version = min((server, DEFAULT_DOCKER_API_VERSION), key=lambda v: tuple(map(int,
-                                                                              v.split("."))))
-    client = docker.DockerClient(base_url=url, version=version, **kwargs)
+    client = docker.DockerClient(base_url=url, **kwargs)
     client.api.trust_env = False
+    return client
+
+
+def _pooled(client: docker.DockerClient, size: int) -> docker.DockerClient:
+    """One pool per engine; and no proxy or ~/.netrc lookups from the environment on
+    every call (half of docker-py's CPU per request). Engines are reached over unix
+    sockets, SSH, TLS (which must ignore the environment anyway) or loopback TCP."""
+    client.api.trust_env = False
+    one_pool(client.api, size)
     return client
 
 
@@ -243,31 +259,7 @@ def _host_error(spec: HostSpec, e: Exception) -> HostError:
     return HostError(f"cannot use {spec.url}: {kind}: {text[:300]}", host=spec.name)
 
 
-def probe_cpu_model(host: Host, image_id: str) -> None:
-    """Fill in the CPU model of a remote host by reading /proc/cpuinfo in a throwaway,
-    hardened container of the run's image (the engine API does not report it)."""
-    if host.info.get("cpu_model"):
-        return
-    api = host.client.api
-    cid = ""
-    try:
-        cid = api.create_container(
-            image_id, entrypoint=["cat", "/proc/cpuinfo"], network_disabled=True,
-            host_config=api.create_host_config(network_mode="none", read_only=True,
-                                               cap_drop=["ALL"], mem_limit=32 * 2**20))["Id"]
-        api.start(cid)
-        api.wait(cid, timeout=30)
-        text = api.logs(cid, stdout=True, stderr=False).decode("utf-8", "replace")
-        host.info["cpu_model"] = _cpu_model(text)
-    except Exception:  # provenance only: an image without `cat` leaves it unknown
-        host.info["cpu_model"] = "unknown"
-    finally:
-        if cid:
-            with contextlib.suppress(Exception):
-                api.remove_container(cid, force=True)
-
-
-def _cpu_model(cpuinfo: str) -> str:
+def cpu_model_of(cpuinfo: str) -> str:
     for line in cpuinfo.splitlines():
         if line.startswith("model name"):
             return line.split(":", 1)[1].strip()
@@ -289,7 +281,7 @@ def _is_this_machine(spec: HostSpec) -> bool:
 
 def _local_cpu_model() -> str:
     try:
-        return _cpu_model(Path("/proc/cpuinfo").read_text()) or platform.processor()
+        return cpu_model_of(Path("/proc/cpuinfo").read_text()) or platform.processor()
     except OSError:
         return platform.processor()
 

@@ -7,7 +7,6 @@ is still writing to it.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,16 +16,15 @@ from launcher.clock import parse_time, short_time
 from launcher.defaults import RESULTS_ROOT
 from launcher.errors import LauncherError, UsageError
 from launcher.store import (
+    RETRYABLE,
     MetricRecord,
     PlanFile,
     RunDir,
     RunState,
     StartedEntry,
     TrialRecord,
-    best_records,
     find_run,
     iter_runs,
-    still_to_run,
 )
 from launcher.trial import TrialStatus
 
@@ -51,16 +49,26 @@ def list_runs(results_root: str | Path = RESULTS_ROOT) -> pd.DataFrame:
 def _run_row(run: RunDir) -> dict[str, Any]:
     try:
         manifest = run.manifest()
-        planned = run.plan().expected
+        planned, succeeded = _counts(run)
     except LauncherError:
         return {"sweep": run.path.parent.name, "run_id": run.run_id, "state": "unreadable"}
-    records = run.best()
-    succeeded = sum(r.status is TrialStatus.SUCCEEDED for r in records.values())
     hosts = [h.name or h.url for h in manifest.hosts]
     return {"sweep": manifest.sweep or run.path.parent.name, "run_id": run.run_id,
             "date": short_time(manifest.created_at), "state": str(run.state(manifest)),
             "trials": planned, "succeeded": succeeded, "image_id": short_image(manifest.image.id),
             "hosts": ",".join(hosts)}
+
+
+def _counts(run: RunDir) -> tuple[int, int]:
+    """Planned and succeeded trials: one column of the cached table of a finished run,
+    else the plan and the records."""
+    from launcher import tablecache
+
+    cached = tablecache.read(run, columns=["status"])
+    if cached is not None:
+        return len(cached), int((cached["status"] == str(TrialStatus.SUCCEEDED)).sum())
+    records = run.best()
+    return run.plan().expected, sum(r.status is TrialStatus.SUCCEEDED for r in records.values())
 
 
 def short_image(image_id: str | None) -> str:
@@ -144,40 +152,43 @@ class RunStatus:
 
 def run_status(run: str | Path, results_root: str | Path = RESULTS_ROOT) -> RunStatus:
     """How far a run (a run directory or a run reference) has got."""
+    import pandas as pd
+
     run_dir = find_run(str(run), Path(results_root))
     manifest = run_dir.manifest()
-    all_records = run_dir.records()
-    best = best_records(all_records)
-    records = list(best.values())
     state = run_dir.state(manifest)
-    plan = run_dir.plan()
-    ids = plan.trial_ids()
-    counts = Counter(str(best[t].status) if t in best else str(TrialStatus.NOT_STARTED)
-                     for t in ids)
-    starts = [t for t in (parse_time(r.started_at) for r in records) if t]
-    finishes = [t for t in (parse_time(r.finished_at) for r in records) if t]
+    metric = manifest.metric
+    trials = trial_statuses(run_dir, metric.name if metric else None)
+    status = trials["status"]
+    final = status.isin(FINAL)
+    done = trials[status != str(TrialStatus.NOT_STARTED)]
+    starts = pd.to_datetime(done["started_at"], utc=True, errors="coerce", format="ISO8601")
+    ends = pd.to_datetime(done["finished_at"], utc=True, errors="coerce", format="ISO8601")
+    counts = {str(k): int(v) for k, v in status.value_counts().items()}
+    # Only early termination's estimate needs every attempt's record; read them only then.
+    early = _early(run_dir.records()) if counts.get(str(TrialStatus.STOPPED)) else ""
     return RunStatus(
         run_dir.path, str(state), run_dir.holder() if state is RunState.RUNNING else "",
-        len(ids), dict(counts), len(still_to_run(ids, best)),
-        len(still_to_run(ids, best, retry_failed=True)),
-        tuple(run_dir.running(all_records)), manifest.slots, per_host_table(records),
-        min(starts, default=None), max(finishes, default=None),
-        best_text(records, manifest.metric), _early(all_records), _asked(run_dir, plan))
+        len(trials), counts, int((~final).sum()), int((~final | status.isin(RETRY)).sum()),
+        tuple(run_dir.running()) if state is RunState.RUNNING else (), manifest.slots,
+        per_host_table(done), _moment(starts.min()), _moment(ends.max()),
+        best_text(trials, metric), early, _asked(run_dir, run_dir.plan()))
 
 
-def best_text(records: list[TrialRecord], metric: MetricRecord | None) -> str:
+def best_text(trials: pd.DataFrame, metric: MetricRecord | None) -> str:
     """The best value of the sweep's metric among succeeded trials so far."""
-    from launcher.search.hyperband import is_number
+    import pandas as pd
 
-    if metric is None:
+    column = f"metric.{metric.name}" if metric else ""
+    if metric is None or column not in trials.columns:
         return ""
-    sign = -1.0 if metric.goal == "maximize" else 1.0
-    values = [(sign * float(r.metrics[metric.name]), r.trial_id) for r in records
-              if r.status is TrialStatus.SUCCEEDED and is_number(r.metrics.get(metric.name))]
-    if not values:
+    ok = trials[trials["status"] == str(TrialStatus.SUCCEEDED)]
+    values = pd.to_numeric(ok[column], errors="coerce")
+    if not values.notna().any():
         return ""
-    value, trial_id = min(values)
-    return f"best {metric.name} {sign * value:.6g} ({metric.goal}, trial {trial_id})"
+    at = int(values.argmax() if metric.goal == "maximize" else values.argmin())
+    return (f"best {metric.name} {float(values.iloc[at]):.6g} ({metric.goal}, "
+            f"trial {ok['trial_id'].iloc[at]})")
 
 
 def _early(records: list[TrialRecord]) -> str:
@@ -195,16 +206,58 @@ def _asked(run_dir: RunDir, plan: PlanFile) -> str:
             "asked so far")
 
 
-def per_host_table(records: list[TrialRecord]) -> pd.DataFrame:
+# What `launch resume` leaves alone (a final status), and what --retry-failed reruns:
+# the same sets as store.still_to_run, applied to a column.
+FINAL = frozenset(str(s) for s in TrialStatus if s.terminal)
+RETRY = frozenset(str(s) for s in RETRYABLE)
+STATUS_COLUMNS = ["status", "host", "duration_s", "started_at", "finished_at"]
+
+
+def trial_statuses(run: RunDir, metric: str | None = None) -> pd.DataFrame:
+    """One row per planned trial (STATUS_COLUMNS, trial_id and ``metric.<metric>``):
+    columns of the cached table of a finished run, else the plan joined with the best
+    records."""
+    import pandas as pd
+
+    from launcher import tablecache
+
+    column = f"metric.{metric}" if metric else None
+    columns = [*STATUS_COLUMNS, "trial_id", *([column] if column else [])]
+    cached = tablecache.read(run, columns=columns)
+    if cached is not None:
+        return cached
+    best = run.best()
+    ids = run.plan().trial_ids()
+    rows = [best.get(t) for t in ids]
+    data: dict[str, list[Any]] = {
+        "status": [str(r.status) if r else str(TrialStatus.NOT_STARTED) for r in rows],
+        "host": [r.host if r else None for r in rows],
+        "duration_s": [r.duration_s if r else None for r in rows],
+        "started_at": [r.started_at if r else None for r in rows],
+        "finished_at": [r.finished_at if r else None for r in rows],
+        "trial_id": list(ids)}
+    if column and metric:
+        data[column] = [r.metrics.get(metric) if r else None for r in rows]
+    return pd.DataFrame(data, columns=columns)
+
+
+def _moment(value: Any) -> datetime | None:
+    import pandas as pd
+
+    return None if value is None or pd.isna(value) else value.to_pydatetime()
+
+
+def per_host_table(done: pd.DataFrame) -> pd.DataFrame:
     """Finished trials per host: counts per status, mean duration, last finish time."""
     import pandas as pd
 
-    if not records:
+    if not len(done):
         return pd.DataFrame(columns=["host", "finished"])
-    df = pd.DataFrame([{"host": r.host or "(none)", "status": str(r.status),
-                        "duration_s": r.duration_s,
-                        "finished_at": short_time(r.finished_at)[11:]}
-                       for r in records])
+    df = pd.DataFrame({"host": done["host"].fillna("").replace("", "(none)"),
+                       "status": done["status"].astype(str),
+                       "duration_s": pd.to_numeric(done["duration_s"], errors="coerce"),
+                       "finished_at": done["finished_at"].fillna("").astype(str)
+                       .str.replace("T", " ").str.slice(11, 19)})
     counts = pd.crosstab(df["host"], df["status"])
     out = counts.sum(axis=1).to_frame("finished").join(counts)
     grouped = df.groupby("host")

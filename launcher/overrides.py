@@ -11,10 +11,13 @@ import copy
 import difflib
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from launcher.errors import UsageError
 from launcher.yamlfile import KeyPath, YamlDoc, parse_yaml, read_yaml_file
+
+if TYPE_CHECKING:
+    from launcher.sections import HostSpec
 
 HOST_OPTIONS = ("slots", "name", "cert_path")
 
@@ -32,6 +35,7 @@ class Overrides:
     ray_address: str | None = None
     results: str | None = None
     max_parallel: int | None = None
+    skip_unreachable: bool | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -48,7 +52,8 @@ def apply_overrides(doc: YamlDoc, o: Overrides) -> tuple[dict[str, Any], dict[Ke
     data: dict[str, Any] = copy.deepcopy(doc.data)
     labels: dict[KeyPath, str] = {}
     simple = {"replicas": o.replicas, "seed": o.seed, "backend": o.backend,
-              "results": o.results, "max_parallel": o.max_parallel}
+              "results": o.results, "max_parallel": o.max_parallel,
+              "skip_unreachable": o.skip_unreachable}
     for key, value in simple.items():
         if value is not None:
             data[key] = value
@@ -142,6 +147,19 @@ def parse_host_option(spec: str) -> dict[str, Any]:
         else:
             entry[key] = value
     return entry
+
+
+def host_specs(hosts: tuple[str, ...], hosts_file: str | None) -> tuple[HostSpec, ...] | None:
+    """``--host`` options and a ``--hosts`` file as validated hosts (None: neither given)."""
+    from launcher.schema import Reader
+    from launcher.sections import parse_hosts
+
+    if not hosts and not hosts_file:
+        return None
+    data, labels = apply_overrides(YamlDoc({}, "<command line>"),
+                                   Overrides(hosts=hosts, hosts_file=hosts_file))
+    return parse_hosts(Reader(YamlDoc(data, "<command line>"), labels), data["hosts"],
+                       ("hosts",), Path.cwd())
 
 
 def _hosts_from_file(path: str) -> list[dict[str, Any]]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from launcher.schema import Reader
-from launcher.yamlfile import KeyPath
+from launcher.yamlfile import MAX_LIST_ITEMS, KeyPath
 
 Number = int | float
 # distribution -> (required keys, optional keys with defaults)
@@ -54,6 +54,8 @@ PARAM_KEYS = ("value", "values", "probabilities", "distribution",
               "min", "max", "mu", "sigma", "q", "a", "b", "parameters")
 NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")  # W&B's rule for parameter names
 PROBABILITY_TOLERANCE = (1e-8, 1e-5)  # numpy.isclose(sum, 1): absolute, relative
+MAX_VALUES = MAX_LIST_ITEMS  # per parameter (the YAML reader refuses longer lists first)
+MAX_VALUE_BYTES = 100 * 1024  # one value as JSON; below Linux's 128 KiB per argument
 _POSITIVE_BOUNDS = ("log_uniform_values", "q_log_uniform_values", "inv_log_uniform_values")
 
 
@@ -208,6 +210,7 @@ def _parse_leaf(reader: Reader, definition: object, at: KeyPath, name: str) -> P
             raise reader.error(at, f"distribution {kind} needs {key!r}"
                                + (" (its bounds)" if key in ("min", "max") else ""))
     if kind == "constant":
+        check_value_size(reader, definition["value"], (*at, "value"))
         return ParamSpec(name, kind, value=definition["value"])
     if kind.startswith("categorical"):
         return _categorical(reader, definition, at, name)
@@ -249,6 +252,12 @@ def _categorical(reader: Reader, definition: dict[str, Any], at: KeyPath,
         raise reader.error((*at, "values"), "must be a list")
     if not values:
         raise reader.error((*at, "values"), "must not be empty")
+    if len(values) > MAX_VALUES:
+        raise reader.error((*at, "values"), f"has {len(values):,} values; a parameter may "
+                           f"have at most {MAX_VALUES:,}", hint="use min/max, or split the "
+                           "sweep")
+    for i, v in enumerate(values):
+        check_value_size(reader, v, (*at, "values", i))
     probabilities = None
     if "probabilities" in definition:
         probabilities = _probabilities(reader, definition["probabilities"], len(values), at)
@@ -271,6 +280,19 @@ def _probabilities(reader: Reader, raw: object, n: int, at: KeyPath) -> tuple[fl
     if abs(total - 1.0) > absolute + relative:
         raise reader.error(where, f"must sum to 1, they sum to {total:g}")
     return tuple(p / total for p in weights)
+
+
+def check_value_size(reader: Reader, value: Any, at: KeyPath) -> None:
+    """A value travels as one argv item and in LAUNCH_PARAMS, one environment value:
+    Linux refuses either above 128 KiB, so every trial would fail."""
+    if value is None or isinstance(value, bool | int | float) or (
+            isinstance(value, str) and len(value) * 6 + 2 <= MAX_VALUE_BYTES):
+        return  # certainly small enough: nothing to encode (100,000 values stay fast)
+    size = len(json.dumps(value, ensure_ascii=False, default=str).encode("utf-8"))
+    if size > MAX_VALUE_BYTES:
+        raise reader.error(at, f"a value of {size:,} bytes; parameter values are limited to "
+                           f"{MAX_VALUE_BYTES // 1024} KiB (Linux passes at most 128 KiB in one "
+                           "argument)", hint="put large inputs in a file and pass its path")
 
 
 def _check_numeric(reader: Reader, kind: str, args: dict[str, Number],

@@ -34,6 +34,8 @@ from launcher.trial import Trial, nest
 
 CONFIG_ID_LENGTH = 10
 TRIAL_ID_LENGTH = 12
+# Linux's MAX_ARG_STRLEN (128 KiB) for "LAUNCH_PARAMS=<json>" and its NUL
+MAX_PARAMS_BYTES = 128 * 1024 - len("LAUNCH_PARAMS=") - 1
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,7 @@ def config_trials(spec: SweepSpec, params: tuple[tuple[str, Any], ...], origin: 
     random draw, "ask:N" for an adaptive one, empty for a grid point) is part of the id."""
     paths = tuple(p.key_path for p in spec.parameters)
     canonical = _canonical(nest(params, paths))
+    _check_params_size(spec, canonical, len(params))
     config_id = _digest(canonical, CONFIG_ID_LENGTH)
     kind, _, number = origin.partition(":")
     prefix = f'"{kind}":{number},' if origin else ""
@@ -92,6 +95,20 @@ def config_trials(spec: SweepSpec, params: tuple[tuple[str, Any], ...], origin: 
         out.append(Trial(_digest(key, TRIAL_ID_LENGTH), config_id, first_index + replica,
                          replica, seed, params, paths))
     return out
+
+
+def _check_params_size(spec: SweepSpec, canonical: str, count: int) -> None:
+    """A configuration reaches its trial as LAUNCH_PARAMS, one environment value (with
+    ", " and ": " between items), which Linux limits to 128 KiB: above that every trial
+    would fail to start."""
+    if len(canonical) * 4 + 4 * count <= MAX_PARAMS_BYTES:
+        return  # the common case: certainly small enough, nothing to encode
+    size = len(json.dumps(json.loads(canonical), ensure_ascii=False).encode("utf-8"))
+    if size > MAX_PARAMS_BYTES:
+        raise SweepError(f"a configuration's parameters take {size:,} bytes together; a "
+                         f"trial receives them in one environment value of at most "
+                         f"{MAX_PARAMS_BYTES:,} bytes (Linux)", path=spec.source_path,
+                         hint="put large inputs in a file and pass its path")
 
 
 def _canonical(value: Any) -> str:

@@ -324,23 +324,29 @@ def repro_matrix(cells: pd.DataFrame) -> bytes | None:
         return None
     hosts = sorted(cells["host"].astype(str).unique())
     seeds: list[int] = sorted({int(s) for s in cells["seed"]})
+    row_of = {h: i for i, h in enumerate(hosts)}
+    col_of = {s: j for j, s in enumerate(seeds)}
     grid = np.full((len(hosts), len(seeds)), np.nan)
-    text: dict[tuple[int, int], str] = {}
-    for row in cells.to_dict("records"):
-        i, j = hosts.index(str(row["host"])), seeds.index(int(row["seed"]))
-        compared, matching = int(row["compared"]), int(row["matching"])
-        grid[i, j] = 0 if not compared else 1 if matching < compared else 2
-        text[(i, j)] = f"{matching}/{compared}" if compared else "-"
-    fig = figure(min(10.0, max(5.0, 0.6 * len(seeds) + 2.5)), max(1.6, 0.45 * len(hosts) + 1.0))
+    i = cells["host"].astype(str).map(row_of).to_numpy()
+    j = cells["seed"].astype(int).map(col_of).to_numpy()
+    compared, matching = cells["compared"].astype(int).to_numpy(), \
+        cells["matching"].astype(int).to_numpy()
+    grid[i, j] = np.where(compared == 0, 0, np.where(matching < compared, 1, 2))
+    fig = figure(min(10.0, max(5.0, 0.6 * len(seeds) + 2.5)),
+                 min(9.0, max(1.6, 0.45 * len(hosts) + 1.0)))
     ax = fig.subplots()
-    ax.imshow(grid, cmap=ListedColormap([NEUTRAL, BAD, GOOD]), vmin=0, vmax=2, aspect="auto")
+    ax.imshow(grid, cmap=ListedColormap([NEUTRAL, BAD, GOOD]), vmin=0, vmax=2, aspect="auto",
+              interpolation="nearest")
     if len(seeds) * len(hosts) <= 120:
-        for (i, j), label in text.items():
-            color = "white" if grid[i, j] >= 1 else "black"
-            ax.text(j, i, label, ha="center", va="center", fontsize=10, color=color)
+        for a, b, c, m in zip(i.tolist(), j.tolist(), compared.tolist(), matching.tolist(),
+                              strict=True):
+            ax.text(b, a, f"{m}/{c}" if c else "-", ha="center", va="center", fontsize=10,
+                    color="white" if grid[a, b] >= 1 else "black")
     step = max(1, len(seeds) // 30)
     ax.set_xticks(range(0, len(seeds), step), [str(s) for s in seeds[::step]], fontsize=8)
-    ax.set_yticks(range(len(hosts)), hosts)
+    step = max(1, -(-len(hosts) // 40))  # at most 40 host labels
+    ax.set_yticks(range(0, len(hosts), step), hosts[::step],
+                  fontsize=8 if step > 1 else None)
     ax.set_xlabel("seed")
     ax.set_title("matching / compared trials per host and seed", fontsize=11, loc="left")
     return svg(fig)

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from launcher.backends.base import Backend, RunContext
 from launcher.container import ContainerSettings
 from launcher.errors import SweepError
 from launcher.image import BuiltImage
+from launcher.interrupts import Interrupts
+from launcher.safety import check_effective_user
 from launcher.spec import SweepSpec
+from launcher.store import ImageRecord
 
 if TYPE_CHECKING:
     from launcher.hosts import Host
@@ -24,11 +28,20 @@ LineSink = Callable[[str], None]
 
 
 class prepared_backend:
-    """Connect, build the image once, set the backend up; tear it down on exit."""
+    """Connect, build the image once, set the backend up; tear it down on exit.
 
-    def __init__(self, spec: SweepSpec, run_id: str, on_line: LineSink | None) -> None:
+    For a resumed run, ``image`` is the run's image (see launcher.same_image) and hosts
+    that do not answer are left out (a dead host must not block a resume). ``notes``
+    collects what the summary should say. A first signal during the teardown is only
+    noted (``signals``)."""
+
+    def __init__(self, spec: SweepSpec, run_id: str, on_line: LineSink | None, *,
+                 signals: Interrupts | None = None, image: ImageRecord | None = None) -> None:
         self.spec, self.run_id, self.on_line = spec, run_id, on_line
+        self.signals = signals or Interrupts()
+        self.expected = image
         self.backend: Backend | None = None
+        self.notes: list[str] = []
 
     def __enter__(self) -> tuple[Backend, BuiltImage, RunContext]:
         try:
@@ -42,20 +55,41 @@ class prepared_backend:
 
         spec = self.spec
         macro_env, trial_env = resolve_environment(spec)
-        self.backend = backend = get_backend(spec)
-        image = build(spec, backend.builder(), self.on_line)
+        # a resume leaves out the hosts that do not answer: a dead host must not block it
+        self.backend = backend = get_backend(
+            spec if self.expected is None else replace(spec, skip_unreachable=True))
+        image = self._image(backend)
         settings = container_settings(spec, image, self.run_id, trial_env)
+        check_effective_user(settings.user, any(m.kind == "bind" for m in spec.mounts),
+                             spec.unsafe, spec.source_path)
         ctx = RunContext(run_id=self.run_id, settings=settings, command=spec.command,
-                         program=spec.program, environ=macro_env)
+                         program=spec.program, environ=macro_env,
+                         secrets=secret_values(spec, self.on_line),
+                         asks_as_slots_free=spec.adaptive)
+        if self.on_line:
+            self.on_line(f"setting up {len(backend.workers()) or 'the'} worker(s): the image "
+                         "goes where it is missing")
         backend.setup(image=image, run=ctx)
         return backend, image, ctx
 
+    def _image(self, backend: Backend) -> BuiltImage:
+        from launcher.same_image import run_image
+
+        def build_it() -> BuiltImage:
+            return build(self.spec, backend.builder(), self.on_line)
+
+        if self.expected is None:
+            return build_it()
+        return run_image(self.expected, backend.builder(), backend.hosts(), build_it,
+                         self.notes, self.run_id)
+
     def __exit__(self, *exc: object) -> None:
         if self.backend is not None:
-            try:
-                self.backend.teardown()
-            finally:
-                self.backend.close()
+            with self.signals.deferred():
+                try:
+                    self.backend.teardown()
+                finally:
+                    self.backend.close()
 
 
 def build(spec: SweepSpec, host: Host, on_line: LineSink | None = None) -> BuiltImage:
@@ -102,6 +136,22 @@ def resolve_environment(spec: SweepSpec) -> tuple[dict[str, str], dict[str, str]
     return {n: os.environ[n] for n in names}, trial_env
 
 
+def secret_values(spec: SweepSpec, on_line: LineSink | None = None) -> tuple[str, ...]:
+    """The values ``${envvar:NAME}`` takes from the launcher's environment (in the command
+    and in ``env``): the run masks them in everything it writes."""
+    from launcher.command import envvar_names
+    from launcher.secrets import MIN_LENGTH
+    from launcher.sections import envvar_references
+
+    names = dict.fromkeys([*envvar_names(spec.command or ()), *envvar_references(spec.env)])
+    values = [os.environ[n] for n in names if n in os.environ]
+    for name in names:
+        if on_line and 0 < len(os.environ.get(name, "")) < MIN_LENGTH:
+            on_line(f"note: ${{envvar:{name}}} is shorter than {MIN_LENGTH} characters and "
+                    "is not masked in the results")
+    return tuple(values)
+
+
 def container_settings(spec: SweepSpec, image: BuiltImage, run_id: str,
                        env: dict[str, str]) -> ContainerSettings:
     from launcher.command import uses_params_file
@@ -114,7 +164,8 @@ def container_settings(spec: SweepSpec, image: BuiltImage, run_id: str,
         network=spec.network, user=image.run_as(spec.user), outputs=spec.outputs,
         timeout=spec.timeout, stop_grace=spec.stop_grace, log_limit=spec.log_limit,
         outputs_limit=spec.outputs_limit,
-        mounts=tuple((m.kind, m.source, m.target) for m in spec.mounts),
+        mounts=tuple((m.kind, os.path.realpath(m.source) if m.kind == "bind" else m.source,
+                      m.target) for m in spec.mounts),
         params_file=uses_params_file(spec.command),
         metric=spec.metric.name if spec.metric else None,
         strict_metrics=spec.strict_metrics)

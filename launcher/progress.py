@@ -1,6 +1,12 @@
 """Live progress of a run on stderr: a rich bar with per-host counts on a terminal,
 plain lines otherwise, nothing with ``--quiet``. Thread-safe: trials start on worker
-threads."""
+threads.
+
+The cost per result is constant: a result only updates counters; the terminal is
+redrawn by rich's own refresh thread at a fixed rate (REDRAWS_PER_SECOND), and a frame
+shows at most MAX_HOST_ROWS hosts (failing and busy ones first) and one line for the
+rest, so 1,000 hosts cost no more per result than one.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,9 @@ from launcher.search.hyperband import is_number
 from launcher.trial import TrialResult, TrialStatus
 from launcher.units import format_duration
 from launcher.wandb_keys import Metric
+
+REDRAWS_PER_SECOND = 4
+MAX_HOST_ROWS = 20
 
 
 class Progress:
@@ -68,8 +77,6 @@ class Progress:
                 self.finished += 1
         if self.mode == "plain":
             self._line(result)
-        elif self.mode == "rich":
-            self._refresh()
 
     def _note_best(self, result: TrialResult) -> None:
         if self.metric is None:
@@ -116,8 +123,8 @@ class Progress:
                              TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
                              console=console)
         self._task = self._bar.add_task("trials", total=self.total)
-        self._live = Live(self._render(), console=console, refresh_per_second=4,
-                          get_renderable=self._render)
+        self._live = Live(self._render(), console=console,
+                          refresh_per_second=REDRAWS_PER_SECOND, get_renderable=self._render)
         self._live.start()
 
     def _render(self) -> Any:
@@ -130,13 +137,27 @@ class Progress:
         table = Table(box=None, pad_edge=False)
         for column in ("host", "running", "succeeded", "failed"):
             table.add_column(column, justify="left" if column == "host" else "right")
+        for row in self.host_rows():
+            table.add_row(*row)
         with self._lock:
-            for host in self.workers:
-                table.add_row(host, str(self.running[host]), str(self.done[host]),
-                              str(self.failed[host]))
             lines = [self.best_text()] + ([f"stopped early: {self.stopped}"] if self.stopped
                                           else [])
         return Group(self._bar, table, *(line for line in lines if line))
+
+    def host_rows(self) -> list[tuple[str, str, str, str]]:
+        """(host, running, succeeded, failed) for at most MAX_HOST_ROWS rows: every host
+        when they fit, else the hosts with failures, then the busiest, then a last row
+        that sums up the others."""
+        with self._lock:
+            counts = [(h, self.running[h], self.done[h], self.failed[h]) for h in self.workers]
+        if len(counts) > MAX_HOST_ROWS:
+            ranked = sorted(counts, key=lambda c: (-c[3], -c[1], -c[2]))
+            shown, rest = ranked[:MAX_HOST_ROWS - 1], ranked[MAX_HOST_ROWS - 1:]
+            order = {h: i for i, h in enumerate(self.workers)}
+            counts = sorted(shown, key=lambda c: order[c[0]])
+            counts.append((f"... {len(rest)} more hosts", sum(c[1] for c in rest),
+                           sum(c[2] for c in rest), sum(c[3] for c in rest)))
+        return [(h, str(r), str(d), str(f)) for h, r, d, f in counts]
 
     def _refresh(self) -> None:
         if self._live is not None:

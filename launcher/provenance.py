@@ -3,6 +3,7 @@ state, the launcher, the image and the backend's workers."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import platform
 import subprocess
@@ -31,7 +32,35 @@ def new_manifest(spec: SweepSpec, run_id: str, image: BuiltImage,
         overrides=spec.overrides.to_json(), method=spec.method, replicas=spec.replicas,
         seed=spec.seed, seed_mode=spec.seed_mode, metric=metric,
         image=ImageRecord(image.id, image.tag, image.digest, image.base, dict(image.inputs)),
-        backend=backend.describe())
+        backend=backend.describe(), settings=sweep_settings(spec))
+
+
+def sweep_settings(spec: SweepSpec) -> dict[str, Any]:
+    """What the sweep asks of every trial, as JSON: the manifest keeps it so that a
+    resume can say what changed in an edited sweep file. Hosts (and skip_unreachable),
+    results and max_parallel are left out: a resume may change where trials run. ``env``
+    values are as written (``${envvar:NAME}``, never the secret)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(spec):
+        if f.name in SETTINGS_LEFT_OUT:
+            continue
+        out[f.name] = _json(getattr(spec, f.name))
+    return out
+
+
+SETTINGS_LEFT_OUT = ("name", "description", "parameters", "hosts", "results", "max_parallel",
+                     "skip_unreachable", "source_path", "source_text", "overrides", "warnings")
+
+
+def _json(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {k: _json(v) for k, v in dataclasses.asdict(value).items()}
+    if isinstance(value, tuple | list | frozenset | set):
+        items = [_json(v) for v in value]
+        return sorted(items, key=str) if isinstance(value, frozenset | set) else items
+    if isinstance(value, dict):
+        return {str(k): _json(v) for k, v in value.items()}
+    return value
 
 
 def git_state(folder: Path) -> dict[str, Any]:

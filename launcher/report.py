@@ -135,7 +135,8 @@ def summary_section(table: RunTable, manifest: Manifest, live: bool) -> str:
              ("created", f"{manifest.created_at}, finished {manifest.finished_at or '-'}"),
              ("trials", f"{len(df)}: " + ", ".join(f"{n} {s}" for s, n in counts.items())),
              ("image", f"{image.id} ({image.tag or ''})"),
-             ("backend", f"{manifest.backend} on {len(hosts)} host(s): " + "; ".join(hosts)),
+             ("backend", f"{manifest.backend} on {len(hosts)} host(s): " + "; ".join(hosts[:10])
+              + (f"; and {len(hosts) - 10} more" if len(hosts) > 10 else "")),
              ("wall time", f"{wall:.1f} s from the first container start to the last finish, "
                            f"{len(items) / wall if wall else 0:.2f} containers/s"),
              ("metric", f"{table.metric} ({table.goal})" if table.metric else "none named"),

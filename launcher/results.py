@@ -36,7 +36,16 @@ HISTORY_FILE = "history.parquet"
 
 def load_results(run: str | Path, results_root: str | Path = RESULTS_ROOT) -> pd.DataFrame:
     """The results table of a run (a run directory, or a run id or prefix)."""
-    return build_table(find_run(str(run), Path(results_root)))
+    return load_table(find_run(str(run), Path(results_root)))
+
+
+def load_table(run: RunDir) -> pd.DataFrame:
+    """The results table of ``run``: results.parquet when it is up to date with the
+    records (a finished run), else built from the records (see launcher.tablecache)."""
+    from launcher import tablecache
+
+    cached = tablecache.read(run)
+    return cached if cached is not None else build_table(run)
 
 
 def build_table(run: RunDir) -> pd.DataFrame:
@@ -101,12 +110,15 @@ def _scalar(value: Any) -> Any:
 
 
 def write_tables(run: RunDir) -> pd.DataFrame:
-    """Rebuild results.parquet, results.csv and history.parquet atomically from the
-    records and history files."""
+    """Rebuild results.parquet (also the read commands' cache, see launcher.tablecache),
+    results.csv and history.parquet atomically from the records and history files."""
+    from launcher import tablecache
+
+    size = tablecache.records_size(run)  # before reading: a later record makes it stale
     df = build_table(run)
     csv_text = df.to_csv(index=False, date_format="%Y-%m-%dT%H:%M:%S.%fZ")
     atomic_write(run.path / "results.csv", csv_text)
-    atomic_write(run.path / "results.parquet", parquet_bytes(df))
+    tablecache.write(run, df, size)
     history = build_history(run, df)
     if len(history):
         atomic_write(run.path / HISTORY_FILE, parquet_bytes(history))
@@ -114,8 +126,10 @@ def write_tables(run: RunDir) -> pd.DataFrame:
 
 
 def parquet_bytes(df: pd.DataFrame) -> bytes:
+    from launcher.tablecache import parquet_safe
+
     buf = io.BytesIO()
-    _parquet_safe(df).to_parquet(buf, index=False)
+    parquet_safe(df)[0].to_parquet(buf, index=False)
     return buf.getvalue()
 
 
@@ -158,17 +172,6 @@ def load_history(run: str | Path, results_root: str | Path = RESULTS_ROOT) -> pd
                            path.stat().st_mtime >= records.stat().st_mtime):
         return pd.read_parquet(path)
     return build_history(run_dir)
-
-
-def _parquet_safe(df: pd.DataFrame) -> pd.DataFrame:
-    """Parquet needs one type per column: mixed-type object columns become text."""
-    out = df.copy()
-    for column in out.columns:
-        if out[column].dtype == object:
-            kinds = {type(v) for v in out[column].dropna()}
-            if len(kinds) > 1:
-                out[column] = out[column].map(lambda v: None if v is None else str(v))
-    return out
 
 
 def summarize(df: pd.DataFrame, metric: str | None, goal: str = "minimize") -> pd.DataFrame:
@@ -241,7 +244,7 @@ def open_results(run: str | Path, results_root: str | Path = RESULTS_ROOT) -> Ru
 def table_of(run: RunDir) -> RunTable:
     """The RunTable of an open run directory."""
     manifest = run.manifest()
-    return RunTable(run.path, manifest.sweep or run.path.parent.name, build_table(run),
+    return RunTable(run.path, manifest.sweep or run.path.parent.name, load_table(run),
                     manifest.metric_name, manifest.goal)
 
 

@@ -3,10 +3,10 @@
 Policy lives here, placement lives in the backend: failed trials are retried with
 exponential backoff (``retries``, except ``no_retry_exit_codes``); trials lost to an
 infrastructure fault are requeued without using a retry; ``max_consecutive_failures``
-and ``deadline`` stop the sweep; the first Ctrl-C or SIGTERM stops it gracefully
-(running containers stopped, recorded as cancelled), a second one exits at once. Once a
-finished trial reaches ``metric.target`` no new trial starts and running ones finish (as
-in W&B); that is a normal end, not a stop.
+and ``deadline`` stop the sweep; the first SIGINT, SIGTERM or SIGHUP stops it gracefully
+(running containers stopped, recorded as cancelled), a second one exits at once (see
+:mod:`launcher.interrupts`). Once a finished trial reaches ``metric.target`` no new trial
+starts and running ones finish (as in W&B); that is a normal end, not a stop.
 
 Adaptive search (``search``) sits beside the queue: the queue asks it for the next
 configuration when a freed slot finds nothing ready, and it is told each final result
@@ -16,18 +16,15 @@ once (as the backend settles it, before the slot refills, or when it is handled)
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
-import sys
 import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import FrameType
-from typing import Any, Protocol
+from typing import Protocol
 
 from launcher.backends.base import AllWorkersLost, Backend, WorkQueue
-from launcher.errors import EXIT_INTERRUPTED, LauncherError
+from launcher.errors import LauncherError
+from launcher.interrupts import Interrupts
 from launcher.store import RunDir
 from launcher.trial import Trial, TrialResult, TrialStatus
 from launcher.wandb_keys import Metric
@@ -76,11 +73,13 @@ class Runner:
                  on_result: Callable[[TrialResult], None] | None = None,
                  target: Metric | None = None,
                  argv_of: Callable[[Trial], list[str]] | None = None,
-                 search: Search | None = None) -> None:
+                 search: Search | None = None,
+                 signals: Interrupts | None = None) -> None:
         self.backend = backend
         self.run = run
         self.policy = policy
         self.on_result = on_result
+        self.signals = signals or Interrupts()
         self.argv_of = argv_of  # the argv a record keeps (RunContext.recorded_argv)
         self.outcome = Outcome()
         self._failures: Counter[str] = Counter()
@@ -109,31 +108,46 @@ class Runner:
     def remaining(self) -> int:
         return self.search.remaining() if self.search is not None else 0
 
-    def execute(self, trials: list[Trial], start_attempts: dict[str, int] | None = None) -> Outcome:
-        """Run ``trials`` to the end (or until stopped); every result is recorded."""
+    def execute(self, trials: list[Trial], start_attempts: dict[str, int] | None = None,
+                adopt: dict[str, Trial] | None = None,
+                recorded: set[str] | None = None) -> Outcome:
+        """Run ``trials`` to the end (or until stopped); every result is recorded. With
+        ``adopt``, this run's containers of those trials still on the workers are taken
+        over first (see Backend.adopt; ``recorded``: container IDs already recorded):
+        their results are recorded as they come, while new trials start."""
         by_id = self._by_id
+        by_id.update(adopt or {})
         by_id.update((t.trial_id, t) for t in trials)
-        for trial in trials:
-            self._attempts[trial.trial_id] = (start_attempts or {}).get(trial.trial_id, 0)
-            self._queue.put(trial, self._attempts[trial.trial_id] + 1)
         timer = self._deadline_timer()
-        restore = self._install_signal_handlers()
-        try:
-            for result in self.backend.launch(self._queue):
-                self._handle(result, by_id[result.trial_id])
-        except AllWorkersLost as e:
-            self._stop(f"every host is down or quarantined ({e})")
-        finally:
-            if timer:
-                timer.cancel()
-            restore()
-            self._queue.close()
+        with self.signals.stopping_with(self._interrupted):
+            try:
+                adopted = set() if adopt is None else self.backend.adopt(adopt,
+                                                                         recorded or ())
+                for trial in trials:
+                    self._attempts[trial.trial_id] = (start_attempts or {}).get(
+                        trial.trial_id, 0)
+                    if trial.trial_id not in adopted:
+                        self._queue.put(trial, self._attempts[trial.trial_id] + 1)
+                for result in self.backend.launch(self._queue):
+                    self._handle(result, by_id[result.trial_id])
+            except AllWorkersLost as e:
+                self._stop(f"every host is down or quarantined ({e})")
+            except BaseException:
+                self.backend.cancel()  # an error while recording: stop what still runs
+                raise
+            finally:
+                if timer:
+                    timer.cancel()
+                self._queue.close()
         return self.outcome
 
     def stop(self, why: str, interrupted: bool = False) -> None:
         """Stop the sweep from any thread: no new trials, running ones cancelled."""
         self.outcome.interrupted |= interrupted
         self._stop(why)
+
+    def _interrupted(self, signal_name: str) -> None:
+        self.stop(f"interrupted ({signal_name})", interrupted=True)
 
     def _stop(self, why: str) -> None:
         if not self.outcome.stopped:
@@ -161,9 +175,12 @@ class Runner:
             self.outcome.counts[str(result.status)] += 1
             return
         status = result.status
-        if status is TrialStatus.LOST and self._lost[trial.trial_id] < MAX_LOST_REQUEUES:
+        # Lost to the infrastructure, or cancelled by an earlier launcher (an adopted
+        # container): no verdict on the trial, which runs again without using a retry.
+        if status in (TrialStatus.LOST, TrialStatus.CANCELLED) and \
+                self._lost[trial.trial_id] < MAX_LOST_REQUEUES:
             self._lost[trial.trial_id] += 1
-            self._queue.put(trial, self._attempts[trial.trial_id] + 1)  # infra: no retry used
+            self._queue.put(trial, self._attempts[trial.trial_id] + 1)
             return
         if status in (TrialStatus.FAILED, TrialStatus.TIMED_OUT, TrialStatus.OOM_KILLED):
             if self._retry(result, trial):
@@ -222,28 +239,3 @@ class Runner:
         timer.daemon = True
         timer.start()
         return timer
-
-    def _install_signal_handlers(self) -> Callable[[], None]:
-        if threading.current_thread() is not threading.main_thread():
-            return lambda: None
-        previous: dict[int, Any] = {}
-
-        def handler(signum: int, frame: FrameType | None) -> None:
-            if self.outcome.interrupted:
-                sys.stderr.write("\nlaunch: second interrupt, exiting now; `launch resume` "
-                                 "cleans up what is left\n")
-                sys.stderr.flush()
-                os._exit(EXIT_INTERRUPTED)
-            sys.stderr.write(f"\nlaunch: {signal.Signals(signum).name}: stopping (running "
-                             "trials are being stopped; interrupt again to exit at once)\n")
-            sys.stderr.flush()
-            self.stop("interrupted", interrupted=True)
-
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, handler)
-
-        def restore() -> None:
-            for sig, old in previous.items():
-                signal.signal(sig, old)
-
-        return restore

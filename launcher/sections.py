@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import posixpath
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -230,6 +232,20 @@ def resolve_env(env: tuple[tuple[str, str], ...], environ: dict[str, str] | Any)
             for name, value in env}
 
 
+RESERVED_TARGETS = ("/outputs", "/tmp", "/proc", "/sys", "/dev")
+
+
+def _target_problem(target: str) -> str | None:
+    """Why a mount target is refused: it must be a plain absolute path that lies neither
+    on nor inside the trial's own folders (``/outputs/..`` is ``/``)."""
+    if not target.startswith("/") or ".." in target.split("/"):
+        return "must be an absolute path without '..'"
+    clean = posixpath.normpath(target)
+    if clean == "/" or any(clean == r or clean.startswith(r + "/") for r in RESERVED_TARGETS):
+        return f"must not be / nor on or inside {', '.join(RESERVED_TARGETS)}"
+    return None
+
+
 def parse_mounts(reader: Reader, raw: object, base: Path) -> tuple[Mount, ...]:
     if raw is None:
         return ()
@@ -243,12 +259,14 @@ def parse_mounts(reader: Reader, raw: object, base: Path) -> tuple[Mount, ...]:
         if ("volume" in m) == ("bind" in m):
             raise reader.error(at, "give exactly one of volume: NAME or bind: PATH")
         target = reader.string(m.get("target"), (*at, "target"))
-        if not target.startswith("/") or target.rstrip("/") in ("", "/outputs", "/tmp"):
-            raise reader.error((*at, "target"), "must be an absolute path other than /, "
-                               "/tmp and /outputs")
+        problem = _target_problem(target)
+        if problem:
+            raise reader.error((*at, "target"), f"{target!r} {problem}")
         if "volume" in m:
             mounts.append(Mount("volume", reader.string(m["volume"], (*at, "volume")), target))
         else:
-            source = str((base / reader.string(m["bind"], (*at, "bind"))).resolve())
+            # As written (made absolute): launcher.safety resolves it to check it, and the
+            # engine is given the resolved path.
+            source = os.path.abspath(base / reader.string(m["bind"], (*at, "bind")))
             mounts.append(Mount("bind", source, target))
     return tuple(mounts)

@@ -19,6 +19,7 @@ from launcher.command import check_template
 from launcher.errors import SweepError
 from launcher.overrides import Overrides, apply_overrides
 from launcher.parameters import DEPRECATED, GRID_KINDS, ParamSpec, parse_parameters
+from launcher.safety import UNSAFE_WARNINGS, check_sweep, parse_unsafe
 from launcher.schema import Reader, scalar_text
 from launcher.sections import (
     HostSpec,
@@ -52,7 +53,8 @@ LAUNCHER_KEYS = ("image", "replicas", "seed", "seed_mode", "hosts", "backend", "
                  "resources", "timeout", "deadline", "stop_grace", "retries",
                  "no_retry_exit_codes", "max_consecutive_failures", "network", "env",
                  "outputs", "results", "max_parallel", "mounts", "user", "log_limit",
-                 "outputs_limit", "strict_metrics", "sampler")
+                 "outputs_limit", "strict_metrics", "skip_unreachable", "unsafe",
+                 "sampler")
 TOP_KEYS = (*WANDB_KEYS, *SERVICE_KEYS, *LAUNCHER_KEYS)
 
 
@@ -75,6 +77,7 @@ class SweepSpec:
     seed: int = defaults.SEED
     seed_mode: str = defaults.SEED_MODE
     hosts: tuple[HostSpec, ...] = (HostSpec("local", "local"),)
+    skip_unreachable: bool = False  # leave out hosts that do not answer (and say so)
     backend: str = "docker"
     ray: RaySection = field(default_factory=RaySection)
     resources: Resources = field(default_factory=Resources)
@@ -94,6 +97,7 @@ class SweepSpec:
     log_limit: int = defaults.LOG_LIMIT
     outputs_limit: int = defaults.OUTPUTS_LIMIT
     strict_metrics: bool = False  # a trial without metric.name in its metrics fails
+    unsafe: frozenset[str] = frozenset()  # opt-ins of launcher.safety, by name
     source_path: str | None = None
     source_text: str = ""
     overrides: Overrides = field(default_factory=Overrides)
@@ -150,18 +154,22 @@ def build_spec(doc: YamlDoc, overrides: Overrides, *, source_path: str | None = 
     method = _method(reader, data)
     parameters = parse_parameters(reader, data["parameters"], ("parameters",)) \
         if "parameters" in data else ()
+    unsafe = parse_unsafe(reader, data.get("unsafe"))
     warnings = [*(f"{doc.path}: {note}" for note in doc.notes),
                 *check_service_keys(reader, data, method["method"]),
-                *_deprecations(parameters)]
+                *_deprecations(parameters),
+                *(f"{UNSAFE_WARNINGS[key]} (the sweep file says so)" for key in sorted(unsafe))]
     spec = SweepSpec(
         name=_name(reader, data, default_name), parameters=parameters,
         description=str(data.get("description") or ""), **method,
         **_command(reader, data),
         **_launcher_keys(reader, data, source_path),
         source_path=source_path, source_text=source_text, overrides=overrides,
-        warnings=tuple(warnings),
+        warnings=tuple(warnings), unsafe=unsafe,
     )
     _check_plan_size(reader, spec)
+    check_sweep(reader, mounts=spec.mounts, hosts=spec.hosts, user=spec.user,
+                backend=spec.backend, unsafe=spec.unsafe)
     return spec
 
 
@@ -255,6 +263,8 @@ def _launcher_keys(reader: Reader, data: dict[str, Any], source: str | None) -> 
                                    ("distinct", "fixed")),
         "hosts": parse_hosts(reader, data["hosts"], ("hosts",), base) if "hosts" in data
         else (HostSpec("local", "local"),),
+        "skip_unreachable": reader.boolean(data.get("skip_unreachable", False),
+                                           ("skip_unreachable",)),
         "backend": reader.choice(data.get("backend", "docker"), ("backend",),
                                  ("docker", "ray")),
         "ray": _ray(reader, data.get("ray")),

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
-import math
+import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -28,7 +28,13 @@ from typing import TYPE_CHECKING, Any
 
 from launcher.defaults import RESULTS_ROOT
 from launcher.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError
+from launcher.judging import judge
 from launcher.listing import short_image
+from launcher.signatures import Signature as Signature
+from launcher.signatures import classes as classes
+from launcher.signatures import differences as differences
+from launcher.signatures import exact_classes as exact_classes
+from launcher.signatures import values_match as values_match
 from launcher.trial import METRICS_FILE, TrialStatus
 
 if TYPE_CHECKING:
@@ -36,66 +42,9 @@ if TYPE_CHECKING:
 
     from launcher.store import RunDir
 
-Signature = tuple[dict[str, Any], dict[str, str]]  # (metrics, {relative path: sha256})
 HOW_TO_COMPARE = ("give the trials partners: `seed_mode: fixed` with `replicas` > 1 makes "
                   "replicas share a seed, or verify two runs of the same sweep: "
                   "`launch verify RUN_A RUN_B`")
-
-
-# -- comparing values and signatures (pure) ------------------------------------------------
-def values_match(value: Any, reference: Any, rtol: float = 0.0, atol: float = 0.0) -> bool:
-    """Equal, or for real numbers within ``atol + rtol * |reference|`` (NaN equals NaN)."""
-    if _is_real(value) and _is_real(reference):
-        a, b = float(value), float(reference)
-        if math.isnan(a) or math.isnan(b):
-            return math.isnan(a) and math.isnan(b)
-        if rtol == 0 and atol == 0:
-            return bool(value == reference)
-        return abs(a - b) <= atol + rtol * abs(b)
-    return bool(value == reference)
-
-
-def _is_real(value: Any) -> bool:
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, int | float):
-        return True
-    return type(value).__module__ == "numpy" and getattr(value, "dtype", None) is not None \
-        and value.dtype.kind in "iuf"
-
-
-def differences(sig: Signature, ref: Signature, rtol: float = 0.0,
-                atol: float = 0.0) -> list[str]:
-    """What differs between a trial's signature and the reference's, one phrase each."""
-    out = []
-    metrics, ref_metrics = sig[0], ref[0]
-    for name in sorted(metrics.keys() | ref_metrics.keys()):
-        if name not in metrics or name not in ref_metrics:
-            out.append(f"metric {name} only in {'this' if name in metrics else 'reference'}")
-        elif not values_match(metrics[name], ref_metrics[name], rtol, atol):
-            out.append(f"{name} {metrics[name]!r} vs {ref_metrics[name]!r}")
-    files, ref_files = sig[1], ref[1]
-    for name in sorted(files.keys() | ref_files.keys()):
-        if name not in files or name not in ref_files:
-            out.append(f"file {name} only in {'this' if name in files else 'reference'}")
-        elif files[name] != ref_files[name]:
-            out.append(f"file {name}")
-    return out
-
-
-def classes(signatures: Sequence[Signature], rtol: float = 0.0,
-            atol: float = 0.0) -> list[list[int]]:
-    """Indices grouped into classes of matching signatures (each compared with its class's
-    first member), in order of first appearance."""
-    found: list[list[int]] = []
-    for i, sig in enumerate(signatures):
-        home = next((c for c in found if not differences(sig, signatures[c[0]], rtol, atol)),
-                    None)
-        if home is None:
-            found.append([i])
-        else:
-            home.append(i)
-    return found
 
 
 # -- the verification of a table (pure) ----------------------------------------------------
@@ -241,7 +190,6 @@ def verify_table(df: pd.DataFrame, *, rtol: float = 0.0, atol: float = 0.0,
                  ignored: Iterable[str] = (), runs: Sequence[str] = ()) -> Verification:
     """Verify a trials table: columns run_id, trial_id, config_id, seed, host, image_id,
     status, ``metric.*`` and ``files`` (a dict of relative path to sha256 per trial)."""
-    import pandas as pd
 
     ok = df[df["status"] == str(TrialStatus.SUCCEEDED)]
     left_out = {str(k): int(v) for k, v in
@@ -250,62 +198,9 @@ def verify_table(df: pd.DataFrame, *, rtol: float = 0.0, atol: float = 0.0,
     images = Counter(str(i) for i in ok["image_id"].fillna(""))
     main_image = images.most_common(1)[0][0] if images else ""
     metric_cols = [c for c in ok.columns if c.startswith("metric.")]
-    rows: list[dict[str, Any]] = []
-    for _, group in ok.groupby(["config_id", "seed"], sort=False):
-        rows.extend(_judge_group(group, metric_cols, rtol, atol, main_image))
-    columns = ["run_id", "trial_id", "config_id", "seed", "replica", "host", "image_id",
-               "group_size", "compared", "reference", "match", "differences", "files"]
-    out = pd.DataFrame(rows, columns=columns)
-    out["compared"] = out["compared"].astype(bool)
+    out = judge(ok, metric_cols, rtol, atol, main_image)
     return Verification(tuple(runs), out, left_out, dict(images.most_common()), rtol, atol,
                         tuple(ignored))
-
-
-def _judge_group(group: pd.DataFrame, metric_cols: list[str], rtol: float, atol: float,
-                 main_image: str) -> list[dict[str, Any]]:
-    records: list[dict[str, Any]] = [{str(k): v for k, v in r.items()}
-                                     for r in group.to_dict("records")]
-    sigs = [_signature(r, metric_cols) for r in records]
-    found = classes(sigs, rtol, atol)
-    reference = max(found, key=len)[0]  # the largest class; the earliest among equals
-    rows = []
-    for i, record in enumerate(records):
-        compared = len(records) > 1
-        diffs = differences(sigs[i], sigs[reference], rtol, atol) if compared else []
-        image = str(record.get("image_id") or "")
-        if image != main_image:
-            diffs.append(f"image {short_image(image) or 'unknown'} (most trials: "
-                         f"{short_image(main_image)})")
-        rows.append({
-            "run_id": record.get("run_id", ""), "trial_id": record["trial_id"],
-            "config_id": record["config_id"], "seed": record["seed"],
-            "replica": record.get("replica"), "host": record.get("host") or "(none)",
-            "image_id": image, "group_size": len(records), "compared": compared,
-            "reference": _name(records[reference]) if compared and i != reference else "",
-            "match": not diffs if compared or diffs else None,
-            "differences": "; ".join(diffs), "files": record.get("files") or {}})
-    return rows
-
-
-def _name(record: dict[str, Any]) -> str:
-    """``run_id/trial_id`` (the same trial id recurs in every run of a sweep)."""
-    return f"{record['run_id']}/{record['trial_id']}" if record.get("run_id") else \
-        str(record["trial_id"])
-
-
-def _signature(record: dict[str, Any], metric_cols: list[str]) -> Signature:
-    metrics = {c.removeprefix("metric."): _plain(record[c]) for c in metric_cols
-               if not _missing(record[c])}
-    return metrics, dict(record.get("files") or {})
-
-
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value)) or \
-        str(value) in ("<NA>", "nan")
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if hasattr(value, "item") else value
 
 
 # -- loading runs ----------------------------------------------------------------------------
@@ -337,33 +232,64 @@ def verify_runs(runs: Sequence[str | Path], results_root: str | Path = RESULTS_R
 
 
 def trials_with_files(run: RunDir, ignore: Sequence[str] = ()) -> pd.DataFrame:
-    """A run's results table with ``run_id`` and the ``files`` hashes of succeeded trials."""
-    from launcher.results import build_table
+    """A run's results table with ``run_id`` and the ``files`` hashes of succeeded trials
+    (hashed HASH_WORKERS trials at a time: the work is reading files)."""
+    from concurrent.futures import ThreadPoolExecutor
 
-    df = build_table(run)
+    from launcher.results import load_table
+
+    df = load_table(run)  # has run_id (and is the cached table of a finished run)
     ok = df["status"] == str(TrialStatus.SUCCEEDED)
-    files: list[Any] = [hash_outputs(run.path / "outputs" / str(t), ignore) if good else {}
-                        for t, good in zip(df["trial_id"], ok, strict=True)]
+    folder = run.path / "outputs"
+    todo = [str(t) for t, good in zip(df["trial_id"], ok, strict=True) if good]
+    chunks = [todo[i:i + HASH_CHUNK] for i in range(0, len(todo), HASH_CHUNK)]
+
+    def hash_chunk(ids: list[str]) -> list[dict[str, str]]:
+        return [hash_outputs(folder / t, ignore) for t in ids]
+
+    with ThreadPoolExecutor(max_workers=HASH_WORKERS) as pool:
+        hashed = dict(zip(todo, (h for part in pool.map(hash_chunk, chunks) for h in part),
+                          strict=True))
+    files: list[Any] = [hashed.get(str(t), {}) for t in df["trial_id"]]
     df["files"] = files
     return df
+
+
+HASH_CHUNK = 500  # trials per task: a task per trial would cost more than its hashing
+HASH_WORKERS = 4
 
 
 def hash_outputs(folder: Path, ignore: Sequence[str] = ()) -> dict[str, str]:
     """sha256 of every file under ``folder`` by relative path, leaving out files whose
     name or relative path matches an ``ignore`` pattern (shell wildcards allowed)."""
-    if not folder.is_dir():
-        return {}
+    found: list[tuple[str, str]] = []  # (relative path, absolute path)
+    _files(str(folder), "", found)
     out = {}
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        rel = path.relative_to(folder).as_posix()
-        if any(fnmatch.fnmatch(rel, pat) or fnmatch.fnmatch(path.name, pat) for pat in ignore):
+    for rel, path in sorted(found):
+        name = rel.rsplit("/", 1)[-1]
+        if ignore and any(fnmatch.fnmatch(rel, pat) or fnmatch.fnmatch(name, pat)
+                          for pat in ignore):
             continue
         digest = hashlib.sha256()
         with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
+            while block := f.read(1 << 20):
                 digest.update(block)
         out[rel] = digest.hexdigest()
     return out
+
+
+def _files(folder: str, prefix: str, out: list[tuple[str, str]]) -> None:
+    """Regular files under ``folder`` (not following links), depth first."""
+    try:
+        entries = list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for entry in entries:
+        rel = f"{prefix}{entry.name}"
+        if entry.is_dir(follow_symlinks=False):
+            _files(entry.path, rel + "/", out)
+        elif entry.is_file(follow_symlinks=False):
+            out.append((rel, entry.path))
 
 
 def render_summary(v: Verification, max_listed: int = 50) -> str:

@@ -103,7 +103,8 @@ def print_run_summary(results: RunResults, *, as_json: bool, out: TextIO) -> Non
     out.write("\n" + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) +
               f" of {len(df)} trials")
     hosts = sorted(h for h in df["host"].dropna().unique() if h)
-    out.write(f" on {len(hosts)} host{'s' if len(hosts) != 1 else ''} ({', '.join(hosts)})\n")
+    named = ", ".join(hosts[:10]) + (f", and {len(hosts) - 10} more" if len(hosts) > 10 else "")
+    out.write(f" on {len(hosts)} host{'s' if len(hosts) != 1 else ''} ({named})\n")
     for note in results.notes:
         out.write(f"note: {note}\n")
     if savings is not None:

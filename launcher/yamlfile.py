@@ -21,13 +21,21 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from yaml.events import AliasEvent, CollectionStartEvent, NodeEvent, ScalarEvent
+from yaml.events import (
+    AliasEvent,
+    CollectionEndEvent,
+    CollectionStartEvent,
+    NodeEvent,
+    ScalarEvent,
+)
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from launcher.errors import SweepError
 
 KeyPath = tuple[str | int, ...]
 MAX_FILE_BYTES = 4 * 1024 * 1024
+MAX_DEPTH = 64  # nesting of mappings and lists
+MAX_LIST_ITEMS = 100_000  # items of one list (values of one parameter), keys of one mapping
 _CORE = "tag:yaml.org,2002:"
 _ALLOWED_TAGS = {_CORE + t for t in ("str", "int", "float", "bool", "null", "seq", "map")}
 
@@ -51,12 +59,24 @@ class YamlDoc:
 
 
 class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader without anchors, aliases, custom tags or timestamps; YAML 1.2 numbers."""
+    """SafeLoader without anchors, aliases, custom tags or timestamps; YAML 1.2 numbers;
+    no deeper than MAX_DEPTH (the composer recurses: a deeply nested file would exhaust
+    the stack)."""
 
     notes: list[str]
+    depth = 0
 
     def compose_node(self, parent: Node | None, index: Any) -> Node | None:
         event = self.peek_event()  # type: ignore[no-untyped-call]
+        if self.depth >= MAX_DEPTH:
+            raise _refusal(event, f"nested more than {MAX_DEPTH} levels deep")
+        self.depth += 1
+        try:
+            return self._compose_checked(event, parent, index)
+        finally:
+            self.depth -= 1
+
+    def _compose_checked(self, event: Any, parent: Node | None, index: Any) -> Node | None:
         if isinstance(event, AliasEvent):
             raise _refusal(event, f"alias *{event.anchor} is not allowed in a sweep file")
         if isinstance(event, NodeEvent) and event.anchor is not None:
@@ -162,8 +182,45 @@ def read_yaml_file(path: str | Path) -> YamlDoc:
     return parse_yaml(text, shown)
 
 
+def _line(event: Any) -> int:
+    return int(event.start_mark.line) + 1 if event.start_mark else 1
+
+
+def _prescan(text: str, path: str) -> None:
+    """Refuse, in linear time and before the (slower) strict composer runs, a file nested
+    deeper than MAX_DEPTH or with a list longer than MAX_LIST_ITEMS. Uses libyaml's event
+    parser when it is there (about 1 s for 500,000 items; the composer takes a minute)."""
+    loader_class = getattr(yaml, "CSafeLoader", None)
+    if loader_class is None:
+        return  # the strict composer checks the depth itself
+    loader = loader_class(text)
+    counts: list[int] = []  # items in each open collection
+    try:
+        while loader.check_event():
+            event = loader.get_event()
+            if isinstance(event, NodeEvent) and counts:
+                counts[-1] += 1
+                if counts[-1] > 2 * MAX_LIST_ITEMS:  # a mapping counts keys and values
+                    raise _Refusal(_line(event), f"more than {MAX_LIST_ITEMS:,} items in "
+                                   "one list or mapping")
+            if isinstance(event, CollectionStartEvent):
+                counts.append(0)
+                if len(counts) > MAX_DEPTH:
+                    raise _Refusal(_line(event), f"nested more than {MAX_DEPTH} levels deep")
+            elif isinstance(event, CollectionEndEvent):
+                counts.pop()
+    except yaml.YAMLError:
+        return  # the strict parser reports syntax errors with their lines
+    finally:
+        loader.dispose()
+
+
 def parse_yaml(text: str, path: str = "<string>") -> YamlDoc:
     """Parse one YAML document strictly (see the module docstring)."""
+    try:
+        _prescan(text, path)
+    except _Refusal as e:
+        raise SweepError(e.message, path=path, line=e.line) from None
     try:
         loader = _StrictLoader(text)
         loader.notes = []
@@ -187,6 +244,8 @@ def parse_yaml(text: str, path: str = "<string>") -> YamlDoc:
         raise SweepError(f"YAML syntax error{column}: {problem}", path=path, line=where) from None
     except yaml.YAMLError as e:
         raise SweepError("YAML error: " + " ".join(str(e).split()), path=path) from None
+    except RecursionError:
+        raise SweepError(f"nested too deeply (at most {MAX_DEPTH} levels)", path=path) from None
     finally:
         loader.dispose()
     return YamlDoc(data=data, path=path, lines=lines, notes=tuple(loader.notes))

@@ -1,6 +1,7 @@
 """Shared test set-up: real engines for marked tests; under CI they must be there.
 
-Tests marked ``docker``, ``hosts``, ``ray``, ``browser`` or ``wandb`` need real parts. On a
+Tests marked ``docker``, ``hosts``, ``engines``, ``ray``, ``browser`` or ``wandb`` need real
+parts (``engines``: Docker engines of the test run's own, see tests/engines.py). On a
 developer machine without them they are skipped with the command that provides
 them; when ``CI=true`` a missing part fails the test instead, so CI can never pass
 by skipping.
@@ -54,6 +55,13 @@ def _ray_problem() -> str | None:
 
 
 @functools.cache
+def _engines_problem() -> str | None:
+    from tests.engines import engines_problem
+
+    return engines_problem()
+
+
+@functools.cache
 def _browser_problem() -> str | None:
     if not (shutil.which("chromium") and shutil.which("chromedriver")):
         return "headless Chromium is missing; run `scripts/ensure-browser.sh`"
@@ -70,7 +78,8 @@ def _wandb_problem() -> str | None:
 
 _CHECKS = {"wandb": (_wandb_problem,), "docker": (_docker_problem,),
            "hosts": (_docker_problem, _hosts_problem),
-           "ray": (_docker_problem, _ray_problem), "browser": (_browser_problem,)}
+           "ray": (_docker_problem, _ray_problem), "browser": (_browser_problem,),
+           "engines": (_docker_problem, _engines_problem)}
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

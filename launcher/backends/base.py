@@ -7,6 +7,7 @@ A backend places trials on workers and yields their results as they finish:
 - ``launch(queue)``: run the queue's work, yield one TrialResult per finished attempt.
   A trial that fails, times out or is OOM-killed is a result with a status, never an
   exception. The caller may put more work (retries) into the queue between results.
+- ``adopt(trials)``: after a launcher died, take over its containers (see the method).
 - ``cancel()``: stop starting trials and stop the running ones (safe from any thread).
 - ``stop_trial(trial_id, attempt, reason)``: stop one running trial on purpose (early
   termination); its result comes back with status ``stopped``, its log and history kept.
@@ -143,6 +144,9 @@ class RunContext:
     on_start: Observer | None = None
     on_container: ContainerObserver | None = None
     on_history: HistorySink | None = None  # live history lines (early termination)
+    secrets: tuple[str, ...] = ()  # ${envvar:...} values: masked in everything written
+    # Adaptive search asks for a trial when a slot frees up: no queue ahead of the slots.
+    asks_as_slots_free: bool = False
 
     def argv(self, trial: Trial) -> Argv:
         return render(self.command, self.program, trial, self.environ)
@@ -168,12 +172,19 @@ class Backend(ABC):
     @classmethod
     def from_spec(cls, spec: SweepSpec) -> Backend:
         """A backend for ``spec``, connected to its workers (it owns its section of the
-        sweep file). Backends made in code (tests) use their constructors instead."""
+        sweep file); with ``spec.skip_unreachable`` workers that do not answer are left
+        out (named in its notes) while one does. Backends made in code (tests) use their
+        constructors instead."""
         raise NotImplementedError(f"the {cls.name} backend cannot be built from a sweep")
 
     def builder(self) -> Host:
         """The engine the image is built on."""
         raise NotImplementedError(f"the {self.name} backend has no build engine")
+
+    def hosts(self) -> list[Host]:
+        """The Docker hosts trials run on, when the backend has its own (for finding a
+        run's image again); empty otherwise."""
+        return []
 
     def close(self) -> None:  # noqa: B027 - a hook: most test backends hold nothing
         """Close the backend's connections (after teardown); idempotent."""
@@ -195,14 +206,18 @@ class Backend(ABC):
         Safe from any thread; an attempt that already ended is left alone."""
         raise NotImplementedError(f"the {self.name} backend cannot stop a single trial")
 
-    def adopt(self, trials: dict[str, Trial]) -> Iterator[TrialResult]:
-        """Results of this run's containers still on the workers (after the launcher was
-        killed): running ones are waited for, exited ones collected, all removed. The
-        default adopts nothing; leftovers are then removed by ``teardown``."""
-        return iter(())
+    def adopt(self, trials: dict[str, Trial], recorded: Iterable[str] = ()) -> set[str]:
+        """Take over this run's containers still on the workers (a launcher died): those of
+        ``trials`` are reported by the next ``launch`` like any other (running ones waited
+        for, exited ones collected), while new trials start beside them; the others, and
+        any whose container ID is in ``recorded`` (already recorded), are removed.
+        Returns the ids of the adopted trials. The default adopts nothing (``teardown``
+        removes leftovers)."""
+        return set()
 
-    def describe(self) -> BackendRecord:
-        """Provenance of the workers for the manifest."""
+    def describe(self, *, final: bool = False) -> BackendRecord:
+        """Provenance of the workers for the manifest (``final``: at the end of the run,
+        with what was learned meanwhile)."""
         return BackendRecord(self.name)
 
     def workers(self) -> list[str]:

@@ -62,12 +62,12 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from launcher.backends.base import Backend, RunContext, Work, WorkQueue
-from launcher.backends.ray_live import cluster_slots, open_channel
+from launcher.backends.ray_live import open_channel
 from launcher.backends.ray_tasks import (
     CHUNK,
     HOST_LABEL,
@@ -132,7 +132,7 @@ class RayBackend(Backend):
         self._torn_down = False
         self._stopping = threading.Event()
         self._notes: list[str] = []
-        self._window: int | None = max_parallel
+        self._window = max_parallel or 1
         self._channel: Any = None  # the live-lines actor, when the run wants live lines
 
     @classmethod
@@ -162,10 +162,11 @@ class RayBackend(Backend):
         self._torn_down = False
         try:
             self._connect()
+            self._window = _window(self._max_parallel, run.settings.resources.cpus,
+                                   ahead=not run.asks_as_slots_free)
             self._nodes = self._probe_nodes(image)
             if any(not n.has_image for n in self._nodes):
                 self._put_image()
-            self._window = self._max_parallel or cluster_slots(run.settings.resources.cpus)
         except BaseException:
             self.teardown()  # nobody else will: the caller's set-up failed
             raise
@@ -248,10 +249,10 @@ class RayBackend(Backend):
     def workers(self) -> list[str]:
         return list(dict.fromkeys(n.host for n in self._nodes))
 
-    def describe(self) -> BackendRecord:
+    def describe(self, *, final: bool = False) -> BackendRecord:
         import ray
 
-        return BackendRecord(self.name, max_parallel=self._max_parallel, ray={
+        return BackendRecord(self.name, max_parallel=self._window, ray={
             "address": self._address or "embedded", "version": ray.__version__,
             "nodes": [n.describe() for n in self._nodes]})
 
@@ -260,7 +261,6 @@ class RayBackend(Backend):
 
     # -- launch ----------------------------------------------------------------------------
     def launch(self, queue: WorkQueue) -> Iterator[TrialResult]:
-        import ray
 
         assert self._run is not None, "setup() first"
         if self._run.on_history is not None and self._channel is None:
@@ -282,8 +282,8 @@ class RayBackend(Backend):
                         break
                     time.sleep(min(queue.next_due_in() or POLL, POLL))
                     continue
-                ready, _ = ray.wait(list(inflight), num_returns=1, timeout=POLL)
-                self._drain_live()
+                ready = _ready(list(inflight))
+                self._drain_live()  # every poll: live lines flow while nothing finishes
                 for ref in ready:
                     yield self._collect(ref, inflight.pop(ref))
         finally:
@@ -291,7 +291,7 @@ class RayBackend(Backend):
         self._note_lost_nodes()
 
     def _dispatch(self, queue: WorkQueue, inflight: dict[Any, Work]) -> None:
-        while self._window is None or len(inflight) < self._window:
+        while len(inflight) < self._window:
             work = queue.pop_ready()
             if work is None:
                 return
@@ -358,12 +358,12 @@ class RayBackend(Backend):
             if node.node_id not in alive and note not in self._notes:
                 self._notes.append(note)
 
-    def adopt(self, trials: dict[str, Trial]) -> Iterator[TrialResult]:
+    def adopt(self, trials: dict[str, Trial], recorded: Iterable[str] = ()) -> set[str]:
         """Nothing to adopt: a container outlives its task only when the launcher died, and
         then Ray ended the task. The run's leftovers are removed before trials run again."""
         assert self._run is not None, "setup() first"
         self._remove_containers(self._run.run_id)
-        return iter(())
+        return set()
 
     # -- stopping --------------------------------------------------------------------------
     def cancel(self) -> None:
@@ -427,6 +427,32 @@ def _alive_nodes() -> list[str]:
 
     api: Any = ray  # ray.nodes() is untyped
     return [str(n["NodeID"]) for n in api.nodes() if n.get("Alive")]
+
+
+def _ready(refs: list[Any]) -> list[Any]:
+    """The refs that are done: waits up to POLL for one, then takes all that are done
+    (each call looks at the bounded window of refs in flight, never at every trial)."""
+    import ray
+
+    ready, rest = ray.wait(refs, num_returns=1, timeout=POLL)
+    if ready and rest:
+        more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
+        ready += more
+    return list(ready)
+
+
+def _window(max_parallel: int | None, cpus: float, *, ahead: bool = True) -> int:
+    """Trials in flight: ``max_parallel``, else what the cluster's CPUs can run at once
+    plus a quarter (so that a freed CPU finds its next task already queued in Ray);
+    without ``ahead`` (adaptive search, whose next trial depends on the results) the
+    slots alone."""
+    import ray
+
+    if max_parallel:
+        return max_parallel
+    api: Any = ray  # ray.cluster_resources() is untyped
+    slots = max(1, int(float(api.cluster_resources().get("CPU", 1)) // max(cpus, 0.01)))
+    return slots + max(2, slots // 4) if ahead else slots
 
 
 def _ray_get(ref: Any) -> Any:

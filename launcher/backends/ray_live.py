@@ -40,13 +40,3 @@ def open_channel() -> Any:
     import ray
 
     return ray.remote(LiveChannel).options(num_cpus=0).remote()
-
-
-def cluster_slots(cpus_per_trial: float) -> int:
-    """Trials the alive nodes can run at once, by their CPUs (the in-flight window)."""
-    import ray
-
-    api: Any = ray  # ray.nodes() is untyped
-    cpus = [float((n.get("Resources") or {}).get("CPU", 0)) for n in api.nodes()
-            if n.get("Alive")]
-    return max(1, sum(int(c // max(cpus_per_trial, 0.01)) for c in cpus))

@@ -84,34 +84,62 @@ def probe_node(image_id: str, tag: str) -> dict[str, Any]:
     return report
 
 
+# This worker process's client of its node's engine and the images it has seen there.
+# A Ray worker process runs many trial tasks one after the other: connecting (and
+# checking the image) once per process instead of once per trial saves round trips.
+_ENGINE: dict[str, Any] = {}
+_IMAGES: set[str] = set()
+
+
+def _engine_api() -> Any:
+    api = _ENGINE.get("api")
+    if api is None:
+        from launcher.hosts import connect
+        from launcher.sections import HostSpec
+
+        host = connect(HostSpec("local", "local", slots=1), timeout=NODE_API_TIMEOUT)
+        host.client.api.timeout = API_TIMEOUT
+        _ENGINE["api"] = api = host.client.api
+    return api
+
+
+def _forget_engine() -> None:
+    api = _ENGINE.pop("api", None)
+    _IMAGES.clear()
+    if api is not None:
+        with contextlib.suppress(Exception):
+            api.close()
+
+
 def trial_task(trial: Trial, argv: Argv, settings: ContainerSettings, attempt: int,
                image_box: list[Any], channel: Any = None) -> tuple[TrialResult, bytes | None]:
     """One trial on this node's engine; outputs come back as bytes. With ``channel`` (a
     :class:`launcher.backends.ray_live.LiveChannel`), its history lines go there live and
     a stop request that comes back stops the container (status stopped)."""
-    import docker
-
     node = this_node()
     result = TrialResult(trial.trial_id, TrialStatus.LOST, host=node["host"],
                          image_id=settings.image, attempt=attempt)
     try:
-        client = docker.from_env(timeout=API_TIMEOUT)
+        api = _engine_api()
     except Exception as e:
         why = short_error(e, kind=True)
         result.reason = f"node {node['host']}: its Docker engine does not answer: {why}"
     else:
         try:
-            problem = _ensure_image(client.api, settings.image, image_box)
+            problem = "" if settings.image in _IMAGES else \
+                _ensure_image(api, settings.image, image_box)
             if problem:
                 result.reason = f"node {node['host']}: {problem}"
                 result.extra[IMAGE_MISSING] = not image_box
             else:
-                result = _run_cancellable(client.api, trial, argv, settings, node["host"],
-                                          attempt, channel)
+                _IMAGES.add(settings.image)
+                result = _run_cancellable(api, trial, argv, settings, node["host"], attempt,
+                                          channel)
+                if result.status is TrialStatus.LOST:  # check the engine again next time
+                    _forget_engine()
         except Exception as e:  # the engine failed us while checking or loading the image
             result.reason = f"node {node['host']}: {short_error(e, kind=True)}"
-        finally:
-            client.close()
+            _forget_engine()
     result.extra.update(ray_node_id=node["node_id"], ray_node_address=node["address"])
     outputs = None
     if result.outputs is not None:

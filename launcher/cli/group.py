@@ -78,6 +78,10 @@ def sweep_options(func: F, exclude: tuple[str, ...] = ()) -> F:
         "results": click.option("--results", metavar="DIR", help="Results root directory."),
         "max_parallel": click.option("--max-parallel", type=int,
                                      help="At most this many trials at once."),
+        "skip_unreachable": click.option("--skip-unreachable", is_flag=True, default=None,
+                                         help="Leave out hosts that do not answer (the "
+                                         "summary and manifest name them) instead of "
+                                         "stopping."),
     }
     for name, option in reversed(options.items()):
         if name not in exclude:
@@ -97,7 +101,8 @@ def overrides_from(kwargs: dict[str, Any]) -> Overrides:
         sets=kwargs.pop("sets"), hosts=kwargs.pop("hosts"),
         hosts_file=kwargs.pop("hosts_file"), backend=kwargs.pop("backend"),
         ray_address=kwargs.pop("ray_address"), results=kwargs.pop("results"),
-        max_parallel=kwargs.pop("max_parallel"))
+        max_parallel=kwargs.pop("max_parallel"),
+        skip_unreachable=kwargs.pop("skip_unreachable", None) or None)
 
 
 def load(path: str, kwargs: dict[str, Any]) -> SweepSpec:

@@ -11,6 +11,7 @@ import click
 from launcher.cli import ops, project, reports, results, sweep  # noqa: F401 - registers
 from launcher.cli.group import cli
 from launcher.errors import EXIT_INTERRUPTED, LauncherError
+from launcher.interrupts import Interrupted
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -19,9 +20,14 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in args or os.environ.get("LAUNCH_DEBUG") == "1"
     try:
         code = cli.main(args=args, prog_name="launch", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("launch: interrupted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+    except click.exceptions.Abort as e:  # click turns KeyboardInterrupt into Abort
+        cause = e.__cause__
+        if isinstance(cause, Interrupted):
+            click.echo(f"launch: interrupted by {cause.signal_name} while setting up; no "
+                       "trial had started (a run being resumed is as it was)", err=True)
+        else:
+            click.echo("launch: interrupted", err=True)
+        _exit(EXIT_INTERRUPTED)
     except click.ClickException as e:
         e.show()
         sys.exit(e.exit_code)
@@ -40,4 +46,18 @@ def main(argv: list[str] | None = None) -> None:
                    "the traceback, and please report it)", err=True)
         sys.exit(1)
     # Commands return their exit code (None is success); click returns 0 after --help.
-    sys.exit(code if isinstance(code, int) else 0)
+    _exit(code if isinstance(code, int) else 0)
+
+
+def _exit(code: int) -> None:
+    """Exit now, also when a thread still waits on an engine that stopped answering (a
+    trial given up, a shipment abandoned): everything the run keeps is on disk already."""
+    import threading
+
+    waiting = [t for t in threading.enumerate()
+               if t is not threading.main_thread() and not t.daemon and t.is_alive()]
+    if not waiting:
+        sys.exit(code)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -75,20 +75,27 @@ def clean(run: str | None, everything: bool, images: bool, results: str) -> int:
 @run_argument()
 @click.option("--retry-failed", is_flag=True, help="Also run failed, timed-out and "
               "OOM-killed trials again.")
+@click.option("--host", "hosts", multiple=True,
+              metavar="URL[,slots=N][,name=NAME][,cert_path=DIR]",
+              help="Run the rest on this host instead of the run's hosts (repeatable).")
+@click.option("--hosts", "hosts_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Run the rest on the hosts of this YAML file.")
 @results_option
 @click.option("--watch", "live", is_flag=True, help="Show the live view of `launch watch`.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
-def resume(run: str, retry_failed: bool, results: str, live: bool, quiet: bool,
-           as_json: bool) -> int:
+def resume(run: str, retry_failed: bool, hosts: tuple[str, ...], hosts_file: str | None,
+           results: str, live: bool, quiet: bool, as_json: bool) -> int:
     """Continue RUN: adopt its containers, then run the trials not finished yet (what
-    `launch status` counts as still to run)."""
+    `launch status` counts as still to run), on the hosts that answer."""
     from launcher.api import resume_run
+    from launcher.overrides import host_specs
     from launcher.views import print_run_summary
 
     quiet = quiet or as_json
     resumed = resume_run(run, results, retry_failed=retry_failed,
                          progress="quiet" if quiet else "watch" if live else "auto",
-                         on_line=None if quiet else status_line, on_run=announce)
+                         on_line=None if quiet else status_line, on_run=announce,
+                         hosts=host_specs(hosts, hosts_file))
     print_run_summary(resumed, as_json=as_json, out=sys.stdout)
     return resumed.exit_code

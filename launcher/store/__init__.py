@@ -28,6 +28,7 @@ from launcher.store.manifest import (
     Manifest,
     MetricRecord,
     RunState,
+    SkippedHost,
 )
 from launcher.store.plan_file import AdaptivePlan, PlanFile, PlannedTrial
 from launcher.store.records import RETRYABLE, TrialRecord, best_records, still_to_run
@@ -37,6 +38,7 @@ from launcher.store.started import STARTED, StartedEntry, StartedLog
 __all__ = ["MANIFEST", "PLAN", "RECORDS", "RETRYABLE", "SCHEMA_VERSION", "STARTED", "SWEEP",
            "AdaptivePlan", "AskedConfig", "BackendRecord", "HostRecord", "ImageRecord",
            "Manifest", "MetricRecord", "PlanFile", "PlannedTrial", "RunDir", "RunState",
-           "StartedEntry", "StartedLog", "TrialRecord", "atomic_write", "best_records",
-           "extract_outputs", "find_run", "iter_runs", "new_run_id", "newest_run_of_file",
-           "runs_of_sweep", "safe_trial_id", "still_to_run", "write_json"]
+           "SkippedHost", "StartedEntry", "StartedLog", "TrialRecord", "atomic_write",
+           "best_records", "extract_outputs", "find_run", "iter_runs", "new_run_id",
+           "newest_run_of_file", "runs_of_sweep", "safe_trial_id", "still_to_run",
+           "write_json"]

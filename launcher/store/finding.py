@@ -14,8 +14,8 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from launcher.errors import UnknownRun
-from launcher.store.rundir import MANIFEST, RunDir
+from launcher.errors import RunError, UnknownRun
+from launcher.store.rundir import MANIFEST, PLAN, RECORDS, SWEEP, RunDir
 
 _RUN_ID = re.compile(r"\d{8}-\d{6}-[0-9a-f]{4}")
 _LATEST = re.compile(r"(?:(?P<sweep>[^/]+)/)?latest(?:~(?P<back>\d+))?")
@@ -27,6 +27,9 @@ def find_run(ref: str, results_root: Path) -> RunDir:
     path = Path(ref)
     if (path / MANIFEST).is_file():
         return RunDir(path)
+    if path.is_dir() and any((path / name).exists() for name in (PLAN, RECORDS, SWEEP)):
+        raise RunError(f"{path / MANIFEST} is missing", run=str(path),
+                       hint="restore it from a backup; the records are in trials.jsonl")
     if not results_root.is_dir():
         raise UnknownRun(f"no run {ref!r}: the results root {results_root} does not exist",
                          hint="pass a run directory, or --results DIR")

@@ -82,6 +82,14 @@ class MetricRecord:
 
 
 @dataclass(frozen=True)
+class SkippedHost:
+    """A host of the sweep left out of the run (``skip_unreachable``), and why."""
+
+    name: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
 class BackendRecord:
     """What a backend tells the manifest about its workers."""
 
@@ -89,6 +97,7 @@ class BackendRecord:
     hosts: tuple[HostRecord, ...] = ()
     max_parallel: int | None = None
     ray: dict[str, Any] | None = None  # address, version, nodes: provenance only
+    skipped: tuple[SkippedHost, ...] = ()  # issue 16: hosts left out ("skipped_hosts")
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"backend": self.name,
@@ -96,6 +105,8 @@ class BackendRecord:
                                "max_parallel": self.max_parallel}
         if self.ray is not None:
             out["ray"] = self.ray
+        if self.skipped:
+            out["skipped_hosts"] = [dataclasses.asdict(h) for h in self.skipped]
         return out
 
 
@@ -118,7 +129,17 @@ class Manifest:
             raise RunError(f"{where} was written by a newer launcher (run directory schema "
                            f"{version}; this launcher reads up to {SCHEMA_VERSION})",
                            hint="upgrade the launcher to read this run")
+        _check_types(raw, where)
         return cls(_migrate(dict(raw), version))
+
+    def with_fields(self, **fields: Any) -> Manifest:
+        """A copy with further answers, by name (``plan_sha256``, ``hosts`` records...)."""
+        attrs = dict(self.attrs)
+        for key, value in fields.items():
+            if key == "hosts":
+                value = [dataclasses.asdict(h) for h in value]
+            attrs[key] = value
+        return Manifest(attrs)
 
     @classmethod
     def new(cls, *, run_id: str, sweep: str, created_at: str, **fields: Any) -> Manifest:
@@ -194,6 +215,19 @@ class Manifest:
         return self.attrs.get("sweep_sha256")
 
     @property
+    def plan_sha256(self) -> str | None:
+        """The sha256 of the plan as written at the start (``PlanFile.sha256``)."""
+        return self.attrs.get("plan_sha256")
+
+    @property
+    def settings(self) -> dict[str, Any] | None:
+        """What the sweep asked of every trial (command, resources, ...) when the run
+        started, to say what changed when its sweep.yaml was edited; None before it
+        was recorded."""
+        value = self.attrs.get("settings")
+        return dict(value) if isinstance(value, dict) else None
+
+    @property
     def git(self) -> dict[str, Any]:
         return dict(self.attrs.get("git") or {})
 
@@ -264,6 +298,11 @@ class Manifest:
             return max(1, min(limit, hosts))
         return max(1, limit or hosts or 1)
 
+    @property
+    def skipped_hosts(self) -> tuple[SkippedHost, ...]:
+        """Hosts of the sweep that did not answer and were left out."""
+        return tuple(from_fields(SkippedHost, h) for h in self.attrs.get("skipped_hosts") or [])
+
     def host_specs(self) -> list[HostSpec]:
         """How to reach the run's hosts again (the local engine for a Ray run)."""
         return [h.spec() for h in self.hosts] or [HostSpec("local", "local")]
@@ -303,6 +342,30 @@ class Manifest:
     @property
     def notes(self) -> list[str]:
         return [str(n) for n in self.attrs.get("notes") or []]
+
+
+# Keys whose JSON type the properties rely on: anything else is a damaged manifest.
+_TYPES: dict[str, tuple[type, ...]] = {
+    "run_id": (str,), "sweep": (str,), "state": (str,), "created_at": (str, type(None)),
+    "finished_at": (str, type(None)), "sweep_sha256": (str, type(None)),
+    "plan_sha256": (str, type(None)), "overrides": (dict, type(None)),
+    "replicas": (int, type(None)), "seed": (int, type(None)), "metric": (dict, type(None)),
+    "image": (dict, type(None)), "hosts": (list, type(None)), "notes": (list, type(None)),
+    "max_parallel": (int, type(None)), "git": (dict, type(None)),
+    "settings": (dict, type(None)), "stopped_because": (str, type(None))}
+
+
+def _check_types(raw: dict[str, Any], where: str) -> None:
+    for key, kinds in _TYPES.items():
+        value = raw.get(key)
+        if key in raw and (not isinstance(value, kinds) or isinstance(value, bool)):
+            raise RunError(f"{where} is damaged (its {key!r} is {type(value).__name__} "
+                           f"{str(value)[:40]!r})", hint="restore it from a backup; the "
+                           "records are in trials.jsonl")
+    for host in raw.get("hosts") or []:
+        if not isinstance(host, dict):
+            raise RunError(f"{where} is damaged (a host is not a JSON object)",
+                           hint="restore it from a backup")
 
 
 def _migrate(attrs: dict[str, Any], version: int) -> dict[str, Any]:

@@ -8,6 +8,8 @@ which :meth:`launcher.store.RunDir.plan` appends to the file's own trials.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -115,6 +117,12 @@ class PlanFile:
     def with_asked(self, asked: Sequence[PlannedTrial]) -> PlanFile:
         """This plan with an adaptive run's asked trials after the file's own."""
         return replace(self, trials=(*self.trials, *asked), fixed=len(self.trials))
+
+    def sha256(self) -> str:
+        """A hash of the plan's content (not of its file's layout), for the manifest."""
+        text = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"),
+                          ensure_ascii=False, default=str)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
     def trial_ids(self) -> list[str]:
         return [t.trial_id for t in self.trials]

@@ -125,13 +125,23 @@ def parse_records(data: bytes) -> Iterator[TrialRecord]:
 def best_records(records: Iterable[TrialRecord]) -> dict[str, TrialRecord]:
     """One record per trial: the best status wins (succeeded > other final status >
     lost/cancelled), and the latest among equals. A retry racing a late result
-    therefore counts once."""
+    therefore counts once. A container recorded as lost or cancelled keeps that record
+    when it is collected again later with anything but a success: its exit then tells
+    how it was killed (an engine restart, a launcher's stop), not how the trial went."""
     best: dict[str, TrialRecord] = {}
     for record in records:
         previous = best.get(record.trial_id)
+        if previous is not None and _same_container_worse(previous, record):
+            continue
         if previous is None or record.rank >= previous.rank:
             best[record.trial_id] = record
     return best
+
+
+def _same_container_worse(previous: TrialRecord, record: TrialRecord) -> bool:
+    return bool(previous.container_id) and previous.container_id == record.container_id \
+        and previous.status in (TrialStatus.LOST, TrialStatus.CANCELLED) \
+        and record.status is not TrialStatus.SUCCEEDED
 
 
 # Statuses that `resume --retry-failed` runs again; without it only trials with no final

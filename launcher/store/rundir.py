@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
+import hashlib
 import json
 import os
 import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
 from launcher.clock import now
 from launcher.errors import RunError
+from launcher.secrets import Masker
 from launcher.store.asked import AskedConfig, parse_asked
 from launcher.store.files import (
     append_line,
@@ -22,9 +25,10 @@ from launcher.store.files import (
     extract_outputs,
     read_json_objects,
     safe_trial_id,
+    write_error,
 )
 from launcher.store.files import write_json as _write_json
-from launcher.store.manifest import Manifest, RunState
+from launcher.store.manifest import BackendRecord, Manifest, RunState
 from launcher.store.plan_file import PlanFile
 from launcher.store.records import TrialRecord, best_records, parse_records
 from launcher.store.started import STARTED, StartedEntry, StartedLog, parse_started, still_running
@@ -45,9 +49,11 @@ def new_run_id() -> str:
 
 @dataclass
 class RunDir:
-    """One run's folder. Make one with :meth:`create`, open one with :meth:`open`."""
+    """One run's folder. Make one with :meth:`create`, open one with :meth:`open`.
+    ``mask`` hides the run's secrets in everything it writes (see launcher.secrets)."""
 
     path: Path
+    mask: Masker = field(default_factory=Masker, compare=False, repr=False)
 
     @property
     def run_id(self) -> str:
@@ -61,12 +67,18 @@ class RunDir:
     @classmethod
     def create(cls, results_root: Path, folder: str, run_id: str | None = None) -> RunDir:
         """A new, empty run folder ``results_root/folder/run_id``."""
-        if folder in ("", ".", "..") or "/" in folder or "\\" in folder:
-            raise RunError(f"refusing the run folder name {folder!r}")  # never outside
         path = results_root / folder / (run_id or new_run_id())
-        path.mkdir(parents=True, exist_ok=False)
-        for sub in SUBFOLDERS:
-            (path / sub).mkdir()
+        if folder in ("", ".", "..") or "/" in folder or "\\" in folder or \
+                path.resolve().parent.parent != results_root.resolve():
+            raise RunError(f"the run folder {path} would not be a folder of the sweep "
+                           f"{folder!r} under the results root {results_root}",
+                           hint="give the sweep a plain name")
+        try:
+            path.mkdir(parents=True, exist_ok=False)
+            for sub in SUBFOLDERS:
+                (path / sub).mkdir()
+        except OSError as e:
+            raise write_error(path, e) from None
         return cls(path)
 
     @classmethod
@@ -81,7 +93,22 @@ class RunDir:
         a folder with a manifest always has its sweep file and plan."""
         atomic_write(self.path / SWEEP, sweep_text)
         _write_json(self.path / PLAN, plan.to_json())
+        manifest = manifest.with_fields(plan_sha256=plan.sha256())
         _write_json(self.path / MANIFEST, manifest.to_json())
+
+    def changed_inputs(self, manifest: Manifest) -> list[str]:
+        """Which of sweep.yaml and plan.json no longer match the hashes the run started
+        with (a run too old to have a hash is taken as it is)."""
+        changed = []
+        try:
+            sweep = hashlib.sha256((self.path / SWEEP).read_bytes()).hexdigest()
+        except OSError:
+            sweep = ""
+        if manifest.sweep_sha256 and sweep != manifest.sweep_sha256:
+            changed.append(SWEEP)
+        if manifest.plan_sha256 and self.plan().sha256() != manifest.plan_sha256:
+            changed.append(PLAN)
+        return changed
 
     def manifest(self) -> Manifest:
         return Manifest.from_json(self._read_json(MANIFEST), self._where(MANIFEST))
@@ -99,26 +126,43 @@ class RunDir:
     def sweep_text(self) -> str:
         try:
             return (self.path / SWEEP).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise RunError(f"{self._where(SWEEP)} is missing", run=str(self.path),
+                           hint="restore it from a backup (`launch resume` needs it; the "
+                           "results can still be read)") from None
         except (OSError, UnicodeDecodeError) as e:
-            raise RunError(f"{self._where(SWEEP)} cannot be read ({type(e).__name__})",
-                           run=str(self.path), hint="restore it from a backup") from None
+            raise RunError(f"{self._where(SWEEP)} is damaged ({type(e).__name__})",
+                           run=str(self.path), hint="restore it from a backup (`launch resume` "
+                           "needs it; the results can still be read)") from None
 
     def finish(self, *, state: RunState, stopped_because: str | None, notes: list[str],
-               target_reached: str | None = None) -> Manifest:
-        """Record how the run ended in its manifest; returns the new manifest."""
-        manifest = self.manifest().finished(state=state, at=now("seconds"),
-                                            stopped_because=stopped_because, notes=notes,
-                                            target_reached=target_reached)
+               target_reached: str | None = None,
+               backend: BackendRecord | None = None) -> Manifest:
+        """Record how the run ended in its manifest; returns the new manifest. ``backend``:
+        the workers as known at the end (CPU models read during the run); hosts of an
+        earlier launcher of the run that it no longer uses stay listed (`launch clean`
+        finds their leftovers)."""
+        before = self.manifest()
+        extra = backend.to_json() if backend is not None else {}
+        if backend is not None:
+            urls = {h.url for h in backend.hosts}
+            extra["hosts"] = [*extra["hosts"], *(dataclasses.asdict(h) for h in before.hosts
+                                                 if h.url not in urls)]
+        mask = self.mask.text
+        manifest = before.finished(
+            state=state, at=now("seconds"), notes=[mask(n) for n in notes],
+            stopped_because=mask(stopped_because) if stopped_because else None,
+            target_reached=mask(target_reached) if target_reached else None, **extra)
         self.write_manifest(manifest)
         return manifest
 
     def request_stop(self, why: str) -> None:
         """Say in the manifest, before the launcher stops the running containers, when
-        it did: a resume after a second Ctrl-C then knows that a container which ended
-        after this moment was stopped by the launcher (cancelled), not failed."""
+        it did (shown by `launch status`; which containers the launcher stopped, their
+        names say: see container.mark_stopped)."""
         manifest = self.manifest()
         if manifest.stop_requested_at is None:
-            self.write_manifest(manifest.stopping(at=now(), why=why))
+            self.write_manifest(manifest.stopping(at=now(), why=self.mask.text(why)))
 
     def resumed(self) -> Manifest:
         """Mark a resumed run as running again (its stop request is handled)."""
@@ -168,16 +212,27 @@ class RunDir:
 
     def record(self, result: TrialResult, argv: list[str] | None = None) -> TrialRecord:
         """Store a finished attempt: its files first, then the durable record (with the
-        argv the container ran, when the caller knows it)."""
+        argv the container ran, when the caller knows it). The run's secrets are masked
+        in ``result`` itself (so what is shown afterwards is masked)."""
         trial_id = safe_trial_id(result.trial_id)
+        self._mask(result)
         if result.log:
             atomic_write(self.path / "logs" / f"{trial_id}.log", result.log)
         if result.history:
             lines = "".join(json.dumps(h, ensure_ascii=False) + "\n" for h in result.history)
             atomic_write(self.path / "history" / f"{trial_id}.jsonl", lines)
         if result.outputs is not None:
-            extract_outputs(result.outputs, self.path / "outputs" / trial_id)
-        return self.append(TrialRecord.of(result, argv))
+            extract_outputs(result.outputs, self.path / "outputs" / trial_id, self.mask)
+        return self.append(TrialRecord.of(result, self.mask.value(argv) if argv else argv))
+
+    def _mask(self, result: TrialResult) -> None:
+        if not self.mask:
+            return
+        result.log = self.mask.text(result.log)
+        result.reason = self.mask.text(result.reason)
+        result.history = self.mask.value(result.history)
+        result.metrics = self.mask.value(result.metrics)
+        result.extra = self.mask.value(result.extra)
 
     def append(self, record: TrialRecord) -> TrialRecord:
         """Append one durable record (fsync'd); the trial's files must already be there."""

@@ -21,10 +21,10 @@ import pytest
 
 from launcher.api import run_sweep
 from launcher.store import Manifest, RunDir, RunState
+from tests.engines import ScratchEngine
 from tests.support import ROOT, assert_nothing_left, engine_clients, probe_sweep, records
 
 pytestmark = pytest.mark.docker
-TEST_HOSTS_SCRIPT = ROOT / "scripts" / "test-hosts.sh"
 
 
 def launch_process(*args: str) -> subprocess.Popen[str]:
@@ -143,31 +143,35 @@ def test_sigkill_at_random_points_then_resume_loses_and_repeats_nothing(tmp_path
     print(f"\n{kills} SIGKILLs; container starts per trial: {Counter(starts.values())}")
 
 
-@pytest.mark.hosts
-def test_a_host_dying_mid_sweep_leaves_the_sweep_to_the_others(tmp_path: Path) -> None:
+@pytest.mark.engines
+def test_a_host_dying_mid_sweep_leaves_the_sweep_to_the_others(
+        tmp_path: Path, engines: list[ScratchEngine]) -> None:
+    # The engine killed here is one of the test run's own (scripts/scratch-engine.sh):
+    # the shared test hosts are never stopped.
+    dying, other = engines
     path = probe_sweep(tmp_path, {"probe-sleep": {"values": [1.0]}}, name="hostdies",
                        replicas=18)
-    proc = launch_process(str(path), "--json", "--host", "local,slots=2", "--hosts",
-                          "/run/launcher-test-hosts/hosts.yaml")
+    proc = launch_process(str(path), "--json", "--host", "local,slots=2", "--host",
+                          dying.host(slots=2), "--host", other.host(slots=2))
     try:
         time.sleep(4.0)
-        subprocess.run([str(TEST_HOSTS_SCRIPT), "stop-engine", "h2"], check=True,
-                       capture_output=True, timeout=60)
+        dying.kill()
         out, err = proc.communicate(timeout=300)
     finally:
-        subprocess.run([str(TEST_HOSTS_SCRIPT), "start-engine", "h2"], check=True,
-                       capture_output=True, timeout=120)
+        dying.start()
     assert out.strip(), err
     summary = json.loads(out)
     assert proc.returncode == 0, err
     df = pd.read_parquet(Path(summary["run_dir"]) / "results.parquet")
     assert len(df) == 18 and set(df["status"]) == {"succeeded"}
-    assert any("h2" in note and "stopped answering" in note for note in summary["notes"])
+    assert any(dying.name in note and "stopped answering" in note
+               for note in summary["notes"])
     lost = [r for r in records(Path(summary["run_dir"])) if r["status"] == "lost"]
-    assert all(r["host"] == "h2" for r in lost)
+    assert all(r["host"] == dying.name for r in lost)
     clean = launch("clean", summary["run_dir"])  # the restarted engine kept dead containers
     assert clean.returncode == 0, clean.stdout + clean.stderr
     assert_nothing_left(summary["run_id"])
+    assert not dying.containers(f"io.launcher.run={summary['run_id']}")
 
 
 def test_sigint_stops_with_130_and_the_run_resumes(tmp_path: Path) -> None:
@@ -207,13 +211,15 @@ def test_a_second_launcher_on_the_same_run_is_refused(tmp_path: Path) -> None:
 
 
 def test_resume_refuses_a_changed_image(tmp_path: Path) -> None:
+    # the run's image is gone everywhere and its build context has other content now
     results = run_sweep(probe_sweep(tmp_path, {"probe-exit": {"values": [0, 1]}}))
     run = RunDir(results.run_dir)
     manifest = run.manifest()
     run.write_manifest(Manifest({**manifest.to_json(), "image": {
-        **manifest.to_json()["image"], "id": "sha256:" + "0" * 64}}))
+        **manifest.to_json()["image"], "id": "sha256:" + "0" * 64, "digest": "f" * 64}}))
     resumed = launch("resume", str(results.run_dir), "--retry-failed")
     assert resumed.returncode == 1 and "the image changed since run" in resumed.stderr
+    assert "its build context now has digest" in resumed.stderr
     assert "start a new run" in resumed.stderr
 
 

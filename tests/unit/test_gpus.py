@@ -76,13 +76,42 @@ class FakeClient:
 
     def __init__(self, engine_info: dict[str, Any]) -> None:
         self.engine_info = engine_info
-        self.api = object()
+        self.api = FakeApi(engine_info)
 
     def info(self) -> dict[str, Any]:
         return dict(self.engine_info)
 
     def close(self) -> None:
         pass
+
+
+class FakeApi:
+    """The low-level client as launcher.engine.engine_info uses it: GET /info."""
+
+    base_url, api_version, timeout = "http+docker://fake", "1.41", 60
+
+    def __init__(self, engine_info: dict[str, Any]) -> None:
+        self.engine_info = engine_info
+
+    def get(self, url: str, **kwargs: Any) -> Any:
+        assert url.endswith("/info")
+        return FakeResponse(self.engine_info)
+
+    def get_adapter(self, url: str) -> object:
+        return object()  # no pool to size
+
+
+class FakeResponse:
+    status_code, text, headers = 200, "", {"Api-Version": "1.41"}
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+
+    def raise_for_status(self) -> None:
+        pass
+
+    def json(self) -> dict[str, Any]:
+        return dict(self.data)
 
 
 def test_connect_reads_the_gpus_from_the_engine(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -103,7 +132,8 @@ def test_trials_running_at_once_on_a_host_never_share_a_gpu(
     clashes: list[str] = []
 
     def fake_run_trial(api: Any, trial: Trial, argv: Any, settings: Any, *, host: str,
-                       attempt: int, running: Any, devices: tuple[str, ...]) -> TrialResult:
+                       attempt: int, running: Any, devices: tuple[str, ...],
+                       keep: bool = False) -> TrialResult:
         with lock:
             if devices in running_on(host) or len(devices) != 1:
                 clashes.append(f"{host} {devices}")

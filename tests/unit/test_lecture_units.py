@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from launcher.api import stopped_by_launcher
 from launcher.cli import cli
+from launcher.container import ContainerSettings, _classify_failure
 from launcher.errors import UnknownRun
 from launcher.store import (
     PlanFile,
@@ -86,17 +86,16 @@ def test_resume_runs_what_has_no_final_status() -> None:
 
 
 def test_a_container_that_failed_after_the_launchers_stop_is_cancelled() -> None:
-    late = TrialResult("t1", TrialStatus.FAILED, "exit code 143: Terminated", 143,
-                       finished_at="2026-01-02T12:00:05.000Z")
-    stopped_by_launcher(late, "2026-01-02T12:00:04.500Z")
+    # The launcher renames a container before it stops it (container.mark_stopped): the
+    # resume that adopts it after a second Ctrl-C reads that mark from the engine.
+    settings = ContainerSettings(image="i", run_id="r", sweep="s")
+    late = TrialResult("t1", TrialStatus.NOT_STARTED, log="Terminated")
+    _classify_failure({"Name": "/launcher-cancelled-0123456789ab", "State": {}}, 143,
+                      settings, late)
     assert late.status is TrialStatus.CANCELLED and "stopped by the launcher" in late.reason
-    early = TrialResult("t2", TrialStatus.FAILED, exit_code=1,
-                        finished_at="2026-01-02T12:00:03.000Z")
-    stopped_by_launcher(early, "2026-01-02T12:00:04.500Z")
-    assert early.status is TrialStatus.FAILED  # it failed on its own, before the stop
-    never = TrialResult("t3", TrialStatus.FAILED, finished_at="2026-01-02T12:00:05.000Z")
-    stopped_by_launcher(never, None)
-    assert never.status is TrialStatus.FAILED
+    early = TrialResult("t2", TrialStatus.NOT_STARTED, log="ValueError: bad")
+    _classify_failure({"Name": "/happy_fox", "State": {}}, 1, settings, early)
+    assert early.status is TrialStatus.FAILED  # it failed on its own: no launcher stopped it
 
 
 def test_the_stop_marker_survives_the_end_and_a_resume_clears_it(tmp_path: Path) -> None:

@@ -203,8 +203,25 @@ def test_outputs_over_the_limit_keep_whole_files_and_the_metrics() -> None:
 
 
 class FinishedApi(ArchiveApi):
-    def logs(self, cid: str, **kwargs: Any) -> list[bytes]:
-        return [b'{"step": 1}\n{"metrics": {"acc": 0.9}}\n']
+    """Also answers the logs endpoint (launcher.engine.container_logs): one stdout frame."""
+
+    base_url, api_version, timeout = "http+docker://fake", "1.41", 60
+
+    def get(self, url: str, **kwargs: Any) -> Any:
+        assert url.endswith("/containers/c/logs")
+        text = b'{"step": 1}\n{"metrics": {"acc": 0.9}}\n'
+        return LogsResponse(bytes([1, 0, 0, 0]) + len(text).to_bytes(4, "big") + text)
+
+
+class LogsResponse:
+    def __init__(self, data: bytes) -> None:
+        self.raw = io.BytesIO(data)
+
+    def raise_for_status(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def test_a_trial_over_the_limit_keeps_its_status_and_metrics() -> None:
