@@ -155,10 +155,10 @@ def resume_run(ref: str | Path, results_root: str | Path = RESULTS_ROOT, *,
     from launcher.store import find_run
 
     run = find_run(str(ref), Path(results_root))
-    if on_run:
-        on_run(f"resuming run {run.run_id}  ({run.path})")
     with handled_signals() as signals, run.locked():
-        spec, plan = replan(run, hosts)
+        spec, plan = replan(run, hosts)  # a damaged or edited run is refused first
+        if on_run:
+            on_run(f"resuming run {run.run_id}  ({run.path})")
         manifest = run.manifest()
         search, asked = open_search(spec, run)  # an adaptive run's trials so far
         left = todo([*plan.trials, *asked], run.best(), retry_failed)
