@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 LAUNCH := $(VENV)/bin/launch
 DEMO_REPLICAS ?= 100
 
-.PHONY: demo test venv docker base-image test-hosts test-hosts-down ray-cluster browser lint unit bench clean-venv wandb-sweeps
+.PHONY: bench-search demo test venv docker base-image test-hosts test-hosts-down ray-cluster browser lint unit bench clean-venv wandb-sweeps
 
 ## demo: the main job: 100 replicas of the training image on the local Docker engine
 demo: venv docker base-image
@@ -22,7 +22,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[dev,ray,mlflow]'
+	$(VENV)/bin/pip install -q -e '.[dev,ray,search,mlflow]'
 	@touch $(STAMP)
 
 docker:
@@ -59,6 +59,10 @@ unit: venv
 
 bench: venv docker base-image
 	$(VENV)/bin/python -m benchmarks.fanout
+
+## bench-search: adaptive search and early termination (benchmarks/README.md)
+bench-search: venv docker base-image wandb-sweeps
+	$(VENV)/bin/python -m benchmarks.search
 
 clean-venv:
 	rm -rf $(VENV)

@@ -29,12 +29,18 @@ from launcher.runner import Outcome, RetryPolicy, Runner
 from launcher.secrets import Masker
 from launcher.sections import HostSpec
 from launcher.spec import SweepSpec, load_sweep
-from launcher.store import PlanFile, RunDir, RunState, new_run_id
-from launcher.trial import Trial
+from launcher.store import AdaptivePlan, PlanFile, RunDir, RunState, new_run_id
+from launcher.trial import Trial, TrialResult
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from launcher.search.adaptive import AdaptiveSearch
+    from launcher.search.hyperband import HyperbandStopper
+    from launcher.wandb_keys import Metric
+
+# a run where these are all that is left ended well (stopped: early termination's verdict)
+DONE = frozenset({"succeeded", "stopped"})
 
 
 @dataclass
@@ -71,7 +77,7 @@ class RunResults:
 
     @property
     def ok(self) -> bool:
-        done = {"succeeded", "not_started"} if self.target_reached else {"succeeded"}
+        done = DONE | {"not_started"} if self.target_reached else DONE
         # after metric.target, trials left unstarted are fine
         return bool(self.df["status"].isin(done).all()) and not self.stopped
 
@@ -126,9 +132,11 @@ def run_sweep(sweep: str | Path | SweepSpec, overrides: Overrides | None = None,
                 kinds = {p.name: p.kind for p in spec.parameters}
                 with signals.deferred():
                     run.start(sweep_text=spec.source_text,
-                              plan=PlanFile.of(plan.trials, plan.parameter_names, kinds),
+                              plan=PlanFile.of(plan.trials, plan.parameter_names, kinds,
+                                                adaptive_of(spec)),
                               manifest=new_manifest(spec, run_id, image, backend))
-                loop = RunLoop(spec, run, backend, ctx, signals, prepared.notes)
+                loop = RunLoop(spec, run, backend, ctx, signals, prepared.notes,
+                               new_search(spec, run))
                 outcome, table = loop.drive(plan, progress, list(plan.trials))
         return loop.results(outcome, table)
 
@@ -152,7 +160,8 @@ def resume_run(ref: str | Path, results_root: str | Path = RESULTS_ROOT, *,
         if on_run:
             on_run(f"resuming run {run.run_id}  ({run.path})")
         manifest = run.manifest()
-        left = todo(plan, run.best(), retry_failed)
+        search, asked = open_search(spec, run)  # an adaptive run's trials so far
+        left = todo([*plan.trials, *asked], run.best(), retry_failed)
         if manifest.state is RunState.FINISHED and not left:
             if on_line:
                 on_line(f"run {run.label} has nothing left to run")
@@ -169,10 +178,36 @@ def resume_run(ref: str | Path, results_root: str | Path = RESULTS_ROOT, *,
             records = run.records()
             attempts = {r.trial_id: r.attempt for r in records}
             recorded = {r.container_id for r in records if r.container_id}
-            loop = RunLoop(spec, run, backend, ctx, signals, prepared.notes)
+            loop = RunLoop(spec, run, backend, ctx, signals, prepared.notes, search)
             outcome, table = loop.drive(plan, progress, left, attempts,
                                         adopt={t.trial_id: t for t in left}, recorded=recorded)
         return loop.results(outcome, table)
+
+
+def adaptive_of(spec: SweepSpec) -> AdaptivePlan | None:
+    """What plan.json records of an adaptive sweep (its search space)."""
+    if not spec.adaptive:
+        return None
+    from launcher.search.adaptive import adaptive_plan
+
+    return adaptive_plan(spec)
+
+
+def new_search(spec: SweepSpec, run: RunDir) -> AdaptiveSearch | None:
+    if not spec.adaptive:
+        return None
+    from launcher.search.adaptive import AdaptiveSearch
+
+    return AdaptiveSearch(spec, run)
+
+
+def open_search(spec: SweepSpec, run: RunDir) -> tuple[AdaptiveSearch | None, list[Trial]]:
+    """An adaptive run's search rebuilt from its records, and every trial it asked for."""
+    if not spec.adaptive:
+        return None, []
+    from launcher.search.adaptive import AdaptiveSearch
+
+    return AdaptiveSearch.open(spec, run)
 
 
 def resume_or_run(spec: SweepSpec, *, resume: bool, retry_failed: bool = False,
@@ -213,6 +248,7 @@ class RunLoop:
     ctx: RunContext
     signals: Interrupts
     notes: list[str]
+    search: AdaptiveSearch | None = None  # method: bayes
 
     def drive(self, plan: Plan, progress: str, trials: list[Trial],
             attempts: dict[str, int] | None = None, adopt: dict[str, Trial] | None = None,
@@ -222,7 +258,7 @@ class RunLoop:
         try:
             outcome = execute(self.spec, self.run, self.backend, self.ctx, plan, progress,
                               trials, attempts, adopt=adopt, recorded=recorded,
-                              signals=self.signals)
+                              signals=self.signals, search=self.search)
         finally:
             with self.signals.deferred():
                 table = finish_run(self.run, self.backend, outcome, self.notes)
@@ -238,24 +274,50 @@ def execute(spec: SweepSpec, run: RunDir, backend: Backend, ctx: RunContext, pla
             progress: str, trials: list[Trial] | None = None,
             start_attempts: dict[str, int] | None = None, *,
             adopt: dict[str, Trial] | None = None, recorded: set[str] | None = None,
-            signals: Interrupts | None = None) -> Outcome:
-    """Run ``trials`` (default: the whole plan) with live progress, adopting the run's
+            signals: Interrupts | None = None, search: AdaptiveSearch | None = None) -> Outcome:
+    """Run ``trials`` (default: the whole plan; and what adaptive search asks for) with
+    live progress and, when the sweep asks for it, early termination, adopting the run's
     containers of ``adopt`` first."""
     todo = list(plan.trials) if trials is None else trials
     policy = RetryPolicy(retries=spec.retries, no_retry_exit_codes=spec.no_retry_exit_codes,
                          max_consecutive_failures=spec.max_consecutive_failures,
                          deadline=spec.deadline)
+    total = len(todo) + (search.remaining() * spec.replicas if search else 0)
+    stopper = early_stopper(spec, run, backend)
+    ctx.on_history = stopper.observe if stopper else None
     warm_up_table_libraries()
-    with run.started_log() as started, live_view(run, todo, backend, progress) as view:
+    with run.started_log() as started, \
+            live_view(run, total, backend, progress, spec.metric) as view:
         ctx.on_start = view.started
         ctx.on_container = lambda work, host, cid: started.add(
             work.trial.trial_id, work.attempt, host, cid)
-        runner = Runner(backend, run, policy, on_result=view.finished_trial,
-                        target=spec.metric, argv_of=ctx.recorded_argv, signals=signals)
+
+        def on_result(result: TrialResult) -> None:
+            view.finished_trial(result)
+            if stopper is not None:
+                stopper.finished(result.trial_id, result.attempt, result.history)
+
+        runner = Runner(backend, run, policy, on_result=on_result, target=spec.metric,
+                        argv_of=ctx.recorded_argv, search=search, signals=signals)
         return runner.execute(todo, start_attempts, adopt=adopt, recorded=recorded)
 
 
-def live_view(run: RunDir, todo: list[Trial], backend: Backend, progress: str) -> Any:
+def early_stopper(spec: SweepSpec, run: RunDir, backend: Backend) -> HyperbandStopper | None:
+    """Hyperband over the live metric lines, knowing every trial the run already finished
+    (their histories count for the thresholds, as in W&B)."""
+    if spec.early_terminate is None or spec.metric is None:
+        return None
+    from launcher.search.hyperband import HyperbandStopper
+
+    stopper = HyperbandStopper(spec.early_terminate, spec.metric, backend.stop_trial)
+    for record in run.best().values():
+        if record.status.terminal:
+            stopper.finished(record.trial_id, record.attempt, run.history(record.trial_id))
+    return stopper
+
+
+def live_view(run: RunDir, total: int, backend: Backend, progress: str,
+              metric: Metric | None = None) -> Any:
     """The progress bar, or with "watch" the live view of `launch watch` in a thread."""
     from launcher.progress import Progress
 
@@ -263,7 +325,7 @@ def live_view(run: RunDir, todo: list[Trial], backend: Backend, progress: str) -
         from launcher.watch import WatchInBackground
 
         return WatchInBackground(run)
-    return Progress(len(todo), backend.workers(), mode=progress)
+    return Progress(total, backend.workers(), mode=progress, metric=metric)
 
 
 def warm_up_table_libraries() -> None:

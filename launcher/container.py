@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from launcher import defaults
 from launcher.clock import from_docker, now, seconds_since_docker
 from launcher.engine import WAIT_SLICE, short_error
+from launcher.live import follow, last_values
 from launcher.outputs import copy_outputs, metrics_from_tar
 from launcher.runtime import HOME, device_requests, tmpfs_options
 from launcher.sections import Resources
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
 
     from launcher.command import Argv
 
+FOLLOW_GRACE = 5.0  # seconds to let a live-line follower read the end of the stream
 STOP_MARK = "launcher-"  # + why + "-" + short id: see mark_stopped
 KILLED_FROM_OUTSIDE = (128 + 15, 128 + 9)  # SIGTERM, SIGKILL
 # A file may outgrow outputs_limit by this much before the kernel refuses the write: it is
@@ -55,6 +57,8 @@ KILLED_FROM_OUTSIDE = (128 + 15, 128 + 9)  # SIGTERM, SIGKILL
 # file is stopped long before the engine's disk fills up.
 FSIZE_SLACK = 8 * 1024 * 1024
 STOPPED_EARLIER = "stopped by the launcher (an earlier one, which exited before recording it)"
+STOPPED_EARLY_EARLIER = ("stopped early (early termination) by an earlier launcher, which "
+                         "exited before recording it")
 
 
 @dataclass(frozen=True)
@@ -130,8 +134,9 @@ class Cancelled(Exception):
 
 @dataclass
 class Running:
-    """What a backend needs to stop a running trial from another thread, and to know how
-    long it has run (``started``: monotonic seconds, 0 until the container runs)."""
+    """What a backend needs to stop a running trial from another thread, to know how
+    long it has run (``started``: monotonic seconds, 0 until the container runs), and
+    where the trial's live history lines go (early termination)."""
 
     api: Any
     container_id: str = ""
@@ -141,6 +146,9 @@ class Running:
     kept: bool = False  # its container ended and is left for the caller: see release()
     params_volume: str = ""  # removed after the container
     on_created: Callable[[str], None] | None = None  # told the container's id once it exists
+    attempt: int = 1
+    on_history: Callable[[list[dict[str, Any]]], None] | None = None
+    stop_reason: str = ""  # set when the trial is stopped on purpose (status stopped)
 
 
 def run_trial(api: docker.APIClient, trial: Trial, argv: Argv, settings: ContainerSettings,
@@ -173,8 +181,11 @@ def run_trial(api: docker.APIClient, trial: Trial, argv: Argv, settings: Contain
         started = time.monotonic()
         api.start(cid)
         running.started = time.monotonic()
+        follower = follow(api, cid, running.on_history) if running.on_history else None
         exit_code = _wait(api, cid, settings, result, settings.timeout)
         result.duration_s = round(time.monotonic() - started, 3)
+        if follower is not None:
+            follower.join(FOLLOW_GRACE)  # its stream ends with the container
         result.finished_at = now()
         _finish(api, cid, exit_code, settings, result, running)
 
@@ -300,6 +311,9 @@ def _classify(api: Any, cid: str, exit_code: int | None, settings: ContainerSett
     result.exit_code = exit_code
     if running.cancelled.is_set():
         result.status, result.reason = TrialStatus.CANCELLED, "cancelled while running"
+    elif running.stop_reason and exit_code != 0:  # exit 0: it finished before the stop
+        result.status, result.reason = TrialStatus.STOPPED, running.stop_reason
+        result.metrics = result.metrics or last_values(result.history)
     elif result.status is TrialStatus.TIMED_OUT:
         result.reason = f"exceeded its timeout of {settings.timeout:g}s"
     elif exit_code == 0 and settings.strict_metrics and settings.metric and (
@@ -328,6 +342,9 @@ def _classify_failure(info: dict[str, Any], exit_code: int | None,
     elif stopped_as is TrialStatus.TIMED_OUT:
         result.status = stopped_as
         result.reason = f"exceeded its timeout of {settings.timeout or 0:g}s"
+    elif stopped_as is TrialStatus.STOPPED:
+        result.status, result.reason = stopped_as, STOPPED_EARLY_EARLIER
+        result.metrics = result.metrics or last_values(result.history)
     elif exit_code in KILLED_FROM_OUTSIDE:
         result.status = TrialStatus.LOST
         result.reason = (f"killed from outside the launcher (exit code {exit_code}: an engine "
@@ -348,7 +365,7 @@ def mark_stopped(api: Any, cid: str, why: TrialStatus) -> None:
 def stop_mark(name: str) -> TrialStatus | None:
     """The reason :func:`mark_stopped` left in a container's name, if any."""
     name = name.lstrip("/")
-    for status in (TrialStatus.CANCELLED, TrialStatus.TIMED_OUT):
+    for status in (TrialStatus.CANCELLED, TrialStatus.TIMED_OUT, TrialStatus.STOPPED):
         if name.startswith(f"{STOP_MARK}{status}-"):
             return status
     return None

@@ -34,7 +34,8 @@ TAG_RUN = "launcher.run_id"
 TAG_TRIAL = "launcher.trial_id"
 BATCH = 1000  # MLflow's log_batch takes at most 1000 metrics per call
 FINISHED = {"succeeded": "FINISHED", "failed": "FAILED", "timed_out": "FAILED",
-            "oom_killed": "FAILED", "lost": "KILLED", "cancelled": "KILLED"}
+            "oom_killed": "FAILED", "lost": "KILLED", "cancelled": "KILLED",
+            "stopped": "KILLED"}  # stopped early on purpose (hyperband)
 
 
 @dataclass(frozen=True)

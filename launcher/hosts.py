@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     import docker
 
 DEFAULT_POOL_SLOTS = 8  # a first pool size while the engine's CPUs are not known yet
+CONNECTIONS_PER_SLOT = 2  # a trial's wait and its live log stream (early termination)
 POOL_EXTRA = 2  # connections beyond the slots: health pings, teardown, stop calls
 
 
@@ -100,11 +101,14 @@ def connect(spec: HostSpec, *, cpus_per_trial: float = 1.0,
             max_parallel: int | None = None, gpus_per_trial: int = 0,
             memory_per_trial: int = 0, timeout: float | None = None) -> Host:
     """Open one engine in one round trip (its /info), size its one connection pool to
-    its slots (capped by its memory and GPUs, see :mod:`launcher.gpus`). ``timeout``
+    its slots (capped by its memory and GPUs, see :mod:`launcher.gpus`): two
+    connections per slot, a trial's wait and its live log stream under early
+    termination (the pool fills only as far as it is used). ``timeout``
     [CONNECT_TIMEOUT]: how long the engine has to answer."""
     from launcher.gpus import host_capacity
 
-    client = _client(spec, (spec.slots or DEFAULT_POOL_SLOTS) + POOL_EXTRA)
+    client = _client(spec, CONNECTIONS_PER_SLOT * (spec.slots or DEFAULT_POOL_SLOTS)
+                     + POOL_EXTRA)
     try:
         info = engine_info(client.api, CONNECT_TIMEOUT if timeout is None else timeout)
     except Exception as e:
@@ -121,7 +125,7 @@ def connect(spec: HostSpec, *, cpus_per_trial: float = 1.0,
         client.close()
         raise
     slots = capacity.slots
-    one_pool(client.api, slots + POOL_EXTRA)
+    one_pool(client.api, CONNECTIONS_PER_SLOT * slots + POOL_EXTRA)
     return Host(spec=spec, client=client, slots=slots, info=info,
                 gpu_groups=capacity.gpu_groups, notes=capacity.notes)
 

@@ -15,7 +15,17 @@ from typing import TYPE_CHECKING, Any
 from launcher.clock import parse_time, short_time
 from launcher.defaults import RESULTS_ROOT
 from launcher.errors import LauncherError, UsageError
-from launcher.store import RETRYABLE, RunDir, RunState, StartedEntry, find_run, iter_runs
+from launcher.store import (
+    RETRYABLE,
+    MetricRecord,
+    PlanFile,
+    RunDir,
+    RunState,
+    StartedEntry,
+    TrialRecord,
+    find_run,
+    iter_runs,
+)
 from launcher.trial import TrialStatus
 
 if TYPE_CHECKING:
@@ -58,7 +68,7 @@ def _counts(run: RunDir) -> tuple[int, int]:
     if cached is not None:
         return len(cached), int((cached["status"] == str(TrialStatus.SUCCEEDED)).sum())
     records = run.best()
-    return len(run.plan()), sum(r.status is TrialStatus.SUCCEEDED for r in records.values())
+    return run.plan().expected, sum(r.status is TrialStatus.SUCCEEDED for r in records.values())
 
 
 def short_image(image_id: str | None) -> str:
@@ -89,6 +99,9 @@ class RunStatus:
     per_host: pd.DataFrame  # host, finished, then one column per status, mean_s, last
     first_start: datetime | None
     last_finish: datetime | None
+    best: str = ""  # "best val_acc 0.97 (...)", empty when no trial succeeded yet
+    early: str = ""  # what early termination stopped and saved, empty when nothing
+    search: str = ""  # adaptive runs: how many configurations were asked so far
 
     @property
     def finished(self) -> int:
@@ -132,7 +145,8 @@ class RunStatus:
                 "planned": self.planned, "counts": self.counts, "finished": self.finished,
                 "to_run": self.to_run, "to_run_retry_failed": self.to_run_retry_failed,
                 "running": self.running_rows(), "slots": self.slots,
-                "throughput_per_s": self.rate,
+                "throughput_per_s": self.rate, "best": self.best or None,
+                "early_termination": self.early or None, "search": self.search or None,
                 "per_host": json.loads(self.per_host.to_json(orient="records"))}
 
 
@@ -143,18 +157,53 @@ def run_status(run: str | Path, results_root: str | Path = RESULTS_ROOT) -> RunS
     run_dir = find_run(str(run), Path(results_root))
     manifest = run_dir.manifest()
     state = run_dir.state(manifest)
-    trials = trial_statuses(run_dir)
+    metric = manifest.metric
+    trials = trial_statuses(run_dir, metric.name if metric else None)
     status = trials["status"]
     final = status.isin(FINAL)
     done = trials[status != str(TrialStatus.NOT_STARTED)]
     starts = pd.to_datetime(done["started_at"], utc=True, errors="coerce", format="ISO8601")
     ends = pd.to_datetime(done["finished_at"], utc=True, errors="coerce", format="ISO8601")
+    counts = {str(k): int(v) for k, v in status.value_counts().items()}
+    # Only early termination's estimate needs every attempt's record; read them only then.
+    early = _early(run_dir.records()) if counts.get(str(TrialStatus.STOPPED)) else ""
     return RunStatus(
         run_dir.path, str(state), run_dir.holder() if state is RunState.RUNNING else "",
-        len(trials), {str(k): int(v) for k, v in status.value_counts().items()},
-        int((~final).sum()), int((~final | status.isin(RETRY)).sum()),
+        len(trials), counts, int((~final).sum()), int((~final | status.isin(RETRY)).sum()),
         tuple(run_dir.running()) if state is RunState.RUNNING else (), manifest.slots,
-        per_host_table(done), _moment(starts.min()), _moment(ends.max()))
+        per_host_table(done), _moment(starts.min()), _moment(ends.max()),
+        best_text(trials, metric), early, _asked(run_dir, run_dir.plan()))
+
+
+def best_text(trials: pd.DataFrame, metric: MetricRecord | None) -> str:
+    """The best value of the sweep's metric among succeeded trials so far."""
+    import pandas as pd
+
+    column = f"metric.{metric.name}" if metric else ""
+    if metric is None or column not in trials.columns:
+        return ""
+    ok = trials[trials["status"] == str(TrialStatus.SUCCEEDED)]
+    values = pd.to_numeric(ok[column], errors="coerce")
+    if not values.notna().any():
+        return ""
+    at = int(values.argmax() if metric.goal == "maximize" else values.argmin())
+    return (f"best {metric.name} {float(values.iloc[at]):.6g} ({metric.goal}, "
+            f"trial {ok['trial_id'].iloc[at]})")
+
+
+def _early(records: list[TrialRecord]) -> str:
+    from launcher.search.savings import estimate
+
+    savings = estimate(records)
+    return f"early termination: {savings.text()}" if savings else ""
+
+
+def _asked(run_dir: RunDir, plan: PlanFile) -> str:
+    if plan.adaptive is None:
+        return ""
+    a = plan.adaptive
+    return (f"{a.method} ({a.sampler}): {len(run_dir.asked())} of {a.run_cap} configurations "
+            "asked so far")
 
 
 # What `launch resume` leaves alone (a final status), and what --retry-failed reruns:
@@ -164,24 +213,32 @@ RETRY = frozenset(str(s) for s in RETRYABLE)
 STATUS_COLUMNS = ["status", "host", "duration_s", "started_at", "finished_at"]
 
 
-def trial_statuses(run: RunDir) -> pd.DataFrame:
-    """One row per planned trial (STATUS_COLUMNS): columns of the cached table of a
-    finished run, else the plan joined with the best records."""
+def trial_statuses(run: RunDir, metric: str | None = None) -> pd.DataFrame:
+    """One row per planned trial (STATUS_COLUMNS, trial_id and ``metric.<metric>``):
+    columns of the cached table of a finished run, else the plan joined with the best
+    records."""
     import pandas as pd
 
     from launcher import tablecache
 
-    cached = tablecache.read(run, columns=STATUS_COLUMNS)
+    column = f"metric.{metric}" if metric else None
+    columns = [*STATUS_COLUMNS, "trial_id", *([column] if column else [])]
+    cached = tablecache.read(run, columns=columns)
     if cached is not None:
         return cached
     best = run.best()
-    rows = [best.get(t) for t in run.plan().trial_ids()]
-    return pd.DataFrame(
-        {"status": [str(r.status) if r else str(TrialStatus.NOT_STARTED) for r in rows],
-         "host": [r.host if r else None for r in rows],
-         "duration_s": [r.duration_s if r else None for r in rows],
-         "started_at": [r.started_at if r else None for r in rows],
-         "finished_at": [r.finished_at if r else None for r in rows]}, columns=STATUS_COLUMNS)
+    ids = run.plan().trial_ids()
+    rows = [best.get(t) for t in ids]
+    data: dict[str, list[Any]] = {
+        "status": [str(r.status) if r else str(TrialStatus.NOT_STARTED) for r in rows],
+        "host": [r.host if r else None for r in rows],
+        "duration_s": [r.duration_s if r else None for r in rows],
+        "started_at": [r.started_at if r else None for r in rows],
+        "finished_at": [r.finished_at if r else None for r in rows],
+        "trial_id": list(ids)}
+    if column and metric:
+        data[column] = [r.metrics.get(metric) if r else None for r in rows]
+    return pd.DataFrame(data, columns=columns)
 
 
 def _moment(value: Any) -> datetime | None:
@@ -226,6 +283,7 @@ def render_status(s: RunStatus) -> str:
              f"finished {s.finished}/{s.planned} (final status); {_to_run(s)}"]
     if s.in_progress:
         lines.append(f"running now: {len(s.running)} container(s) on {s.slots} slot(s)")
+    lines += [line for line in (s.search, s.best, s.early) if line]
     if s.rate:
         eta = (f", about {s.to_run / s.rate:.0f} s left"
                if s.in_progress and s.to_run else "")

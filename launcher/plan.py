@@ -5,6 +5,10 @@ Identities are content hashes, so they are stable across runs and machines:
 parameters, the seed and the replica index (unique within a run even when every
 replica has the same seed), and for random search also the draw index.
 
+Adaptive search (``method: bayes``) plans no trial up front: :mod:`launcher.search` asks
+for configurations as results arrive and makes their trials with :func:`config_trials`
+(the ask number takes the draw index's place in the id).
+
 Random search is W&B's: ``run_cap`` independent draws with replacement, so a
 configuration that comes up twice is two trials (with one config_id) and categorical
 probabilities hold exactly. It uses ``random.Random(seed)``, which gives the same draws
@@ -48,34 +52,49 @@ class Plan:
 
 
 def expand(spec: SweepSpec) -> Plan:
-    """Every trial of ``spec``: configurations x replicas, with seeds and ids."""
+    """Every trial of ``spec``: configurations x replicas, with seeds and ids (none for
+    adaptive search: its trials are asked for while it runs)."""
     notes: list[str] = []
+    names = tuple(p.name for p in spec.parameters)
+    if spec.adaptive:
+        return Plan((), names, 0)
     configs = _grid(spec) if spec.method == "grid" else _random(spec)
-    paths = tuple(p.key_path for p in spec.parameters)
     trials: list[Trial] = []
     seen: set[str] = set()
     distinct: set[str] = set()
     for draw, params in enumerate(configs):
-        canonical = _canonical(nest(params, paths))
-        _check_params_size(spec, canonical, len(params))
-        config_id = _digest(canonical, CONFIG_ID_LENGTH)
-        distinct.add(config_id)
         # Grid ids stay as they always were; a random draw's index is part of its id.
-        drawn = "" if spec.method == "grid" else f'"draw":{draw},'
-        for replica in range(spec.replicas):
-            seed = spec.seed + replica if spec.seed_mode == "distinct" else spec.seed
-            key = f'{{{drawn}"params":{canonical},"replica":{replica},"seed":{seed}}}'
-            trial_id = _digest(key, TRIAL_ID_LENGTH)
-            if trial_id in seen:  # 48-bit hashes: practically never, but never silently
-                raise SweepError(f"trial id collision on {trial_id}; change the seed")
-            seen.add(trial_id)
-            trials.append(Trial(trial_id, config_id, len(trials), replica, seed, params,
-                                paths))
+        batch = config_trials(spec, params, "" if spec.method == "grid" else f"draw:{draw}",
+                              len(trials))
+        distinct.add(batch[0].config_id)
+        for trial in batch:
+            if trial.trial_id in seen:  # 48-bit hashes: practically never, but not silently
+                raise SweepError(f"trial id collision on {trial.trial_id}; change the seed")
+            seen.add(trial.trial_id)
+        trials += batch
     if spec.method == "random" and len(distinct) < spec.configurations():
         notes.append(f"{spec.configurations()} random draws gave {len(distinct)} distinct "
                      "configurations; repeated ones run again, as in W&B")
-    return Plan(tuple(trials), tuple(p.name for p in spec.parameters), len(distinct),
-                tuple(notes))
+    return Plan(tuple(trials), names, len(distinct), tuple(notes))
+
+
+def config_trials(spec: SweepSpec, params: tuple[tuple[str, Any], ...], origin: str,
+                  first_index: int) -> list[Trial]:
+    """The replicas of one configuration, with seeds and ids. ``origin`` ("draw:N" for a
+    random draw, "ask:N" for an adaptive one, empty for a grid point) is part of the id."""
+    paths = tuple(p.key_path for p in spec.parameters)
+    canonical = _canonical(nest(params, paths))
+    _check_params_size(spec, canonical, len(params))
+    config_id = _digest(canonical, CONFIG_ID_LENGTH)
+    kind, _, number = origin.partition(":")
+    prefix = f'"{kind}":{number},' if origin else ""
+    out = []
+    for replica in range(spec.replicas):
+        seed = spec.seed + replica if spec.seed_mode == "distinct" else spec.seed
+        key = f'{{{prefix}"params":{canonical},"replica":{replica},"seed":{seed}}}'
+        out.append(Trial(_digest(key, TRIAL_ID_LENGTH), config_id, first_index + replica,
+                         replica, seed, params, paths))
+    return out
 
 
 def _check_params_size(spec: SweepSpec, canonical: str, count: int) -> None:

@@ -29,7 +29,7 @@ COLORS = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0
           "#000000")
 BLUE, ORANGE, GREEN, VERMILLION, PURPLE, SKY = COLORS[:6]
 GREY = "#999999"
-STATUS_COLORS = {"succeeded": BLUE, "failed": VERMILLION, "timed_out": ORANGE,
+STATUS_COLORS = {"succeeded": BLUE, "stopped": SKY, "failed": VERMILLION, "timed_out": ORANGE,
                  "oom_killed": PURPLE, "lost": "#555555", "cancelled": "#BBBBBB"}
 GOOD, BAD, NEUTRAL = BLUE, VERMILLION, "#DDDDDD"
 COLORMAP = "cividis"  # a sequential map made for colour-vision deficiencies

@@ -64,7 +64,8 @@ class prepared_backend:
                              spec.unsafe, spec.source_path)
         ctx = RunContext(run_id=self.run_id, settings=settings, command=spec.command,
                          program=spec.program, environ=macro_env,
-                         secrets=secret_values(spec, self.on_line))
+                         secrets=secret_values(spec, self.on_line),
+                         asks_as_slots_free=spec.adaptive)
         if self.on_line:
             self.on_line(f"setting up {len(backend.workers()) or 'the'} worker(s): the image "
                          "goes where it is missing")

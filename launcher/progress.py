@@ -17,8 +17,10 @@ from collections import Counter
 from typing import Any, TextIO
 
 from launcher.backends.base import Work
+from launcher.search.hyperband import is_number
 from launcher.trial import TrialResult, TrialStatus
 from launcher.units import format_duration
+from launcher.wandb_keys import Metric
 
 REDRAWS_PER_SECOND = 4
 MAX_HOST_ROWS = 20
@@ -28,7 +30,7 @@ class Progress:
     """Counts per host (running, done, failed) and an ETA."""
 
     def __init__(self, total: int, workers: list[str], *, mode: str = "auto",
-                 stream: TextIO | None = None) -> None:
+                 stream: TextIO | None = None, metric: Metric | None = None) -> None:
         self.stream = stream or sys.stderr
         if mode == "auto":
             mode = "rich" if self.stream.isatty() else "plain"
@@ -39,6 +41,9 @@ class Progress:
         self.done: Counter[str] = Counter()
         self.failed: Counter[str] = Counter()
         self.finished = 0
+        self.stopped = 0  # stopped early (hyperband)
+        self.metric = metric
+        self.best: tuple[float, str] | None = None  # the sweep metric's best value, trial
         self.started_at = time.monotonic()
         self._lock = threading.Lock()
         self._live: Any = None
@@ -63,12 +68,28 @@ class Progress:
             self.running[result.host] = max(0, self.running[result.host] - 1)
             if result.status is TrialStatus.SUCCEEDED:
                 self.done[result.host] += 1
+                self._note_best(result)
+            elif result.status is TrialStatus.STOPPED:
+                self.stopped += 1
             elif result.status not in (TrialStatus.LOST, TrialStatus.CANCELLED):
                 self.failed[result.host] += 1
             if result.status.terminal or result.status is TrialStatus.CANCELLED:
                 self.finished += 1
         if self.mode == "plain":
             self._line(result)
+
+    def _note_best(self, result: TrialResult) -> None:
+        if self.metric is None:
+            return
+        value: Any = result.metrics.get(self.metric.name)
+        if is_number(value) and (self.best is None or self.metric.better(value, self.best[0])):
+            self.best = (float(value), result.trial_id)
+
+    def best_text(self) -> str:
+        """``best val_acc 0.97 (trial 3f2a...)``, or empty before the first success."""
+        if self.metric is None or self.best is None:
+            return ""
+        return f"best {self.metric.name} {self.best[0]:.6g} (trial {self.best[1]})"
 
     def eta(self) -> str:
         if not self.finished:
@@ -79,9 +100,10 @@ class Progress:
     def _line(self, r: TrialResult) -> None:
         took = f" in {format_duration(r.duration_s)}" if r.duration_s is not None else ""
         why = f": {r.reason}" if r.reason and not r.status.ok else ""
+        best = f", {self.best_text()}" if self.best_text() else ""
         self.stream.write(f"[{self.finished:>{len(str(self.total))}}/{self.total}] "
                           f"{r.trial_id} {r.status} on {r.host or '-'}{took}{why} "
-                          f"(eta {self.eta()})\n")
+                          f"(eta {self.eta()}{best})\n")
         self.stream.flush()
 
     def _start_rich(self) -> None:
@@ -117,7 +139,10 @@ class Progress:
             table.add_column(column, justify="left" if column == "host" else "right")
         for row in self.host_rows():
             table.add_row(*row)
-        return Group(self._bar, table)
+        with self._lock:
+            lines = [self.best_text()] + ([f"stopped early: {self.stopped}"] if self.stopped
+                                          else [])
+        return Group(self._bar, table, *(line for line in lines if line))
 
     def host_rows(self) -> list[tuple[str, str, str, str]]:
         """(host, running, succeeded, failed) for at most MAX_HOST_ROWS rows: every host

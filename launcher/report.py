@@ -141,12 +141,30 @@ def summary_section(table: RunTable, manifest: Manifest, live: bool) -> str:
                            f"{len(items) / wall if wall else 0:.2f} containers/s"),
              ("metric", f"{table.metric} ({table.goal})" if table.metric else "none named"),
              ("seeds", f"seed {manifest.seed}, seed_mode {manifest.seed_mode}, "
-                       f"{manifest.replicas} replicas per configuration")]
+                       f"{manifest.replicas} replicas per configuration"),
+             *search_facts(table)]
     banner = (f"<p class=\"live\">Live: the run is running; this page reloads every "
               f"{RELOAD_SECONDS} s until it ends.</p>" if live else "")
     warnings = "".join(note(f"warning: {p}") for p in table.problems())
     return (f"<h1>{esc(table.sweep)}</h1><p class=\"sub\">{esc(manifest.description)}</p>"
             f"{banner}{facts_table(facts)}{warnings}")
+
+
+def search_facts(table: RunTable) -> list[tuple[str, str]]:
+    """Adaptive search and early termination, when the run used them."""
+    from launcher.search.savings import estimate
+
+    run = RunDir(table.run_dir)
+    plan = run.plan()
+    facts = []
+    if plan.adaptive is not None:
+        a = plan.adaptive
+        facts.append(("search", f"{a.method} with the {a.sampler} sampler: "
+                                f"{len(run.asked())} of {a.run_cap} configurations asked"))
+    savings = estimate(run.records())
+    if savings is not None:
+        facts.append(("early termination", savings.text()))
+    return facts
 
 
 def best_section(table: RunTable, labels: dict[str, str]) -> str:
@@ -210,7 +228,8 @@ def curves_section(run: RunDir, table: RunTable, labels: dict[str, str]) -> str:
     from launcher.plots import learning_curves
     from launcher.results import read_history
 
-    ok = table.df[table.df["status"] == "succeeded"].head(MAX_CURVES)
+    # stopped trials too: their curves are where early termination decided
+    ok = table.df[table.df["status"].isin(["succeeded", "stopped"])].head(MAX_CURVES)
     histories = {t: read_history(run.history_path(t)) for t in ok["trial_id"]}
     key, x_name = curve_keys(histories, table.metric)
     if not key:
@@ -220,7 +239,8 @@ def curves_section(run: RunDir, table: RunTable, labels: dict[str, str]) -> str:
                   [float(h[key]) for h in rows if key in h and x_name in h])
               for t, rows in histories.items() if rows}
     config_of = dict(zip(ok["trial_id"], ok["config_id"], strict=True))
-    capped = note(f"The first {MAX_CURVES} succeeded trials.") if len(ok) == MAX_CURVES else ""
+    capped = note(f"The first {MAX_CURVES} succeeded or stopped trials.") \
+        if len(ok) == MAX_CURVES else ""
     return section("Learning curves", img(learning_curves(curves, config_of, labels, key,
                                                           x_name), "learning curves"), capped)
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from launcher.defaults import RESULTS_ROOT
 from launcher.store import RECORDS, RunDir, TrialRecord, atomic_write, find_run
+from launcher.store.files import read_json_objects
 from launcher.trial import TrialStatus, pluck
 
 if TYPE_CHECKING:
@@ -156,17 +157,7 @@ def build_history(run: RunDir, table: pd.DataFrame | None = None) -> pd.DataFram
 
 def read_history(path: Path) -> list[dict[str, Any]]:
     """The JSON-object lines of one history file (others skipped); [] when absent."""
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text(errors="replace").splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(row, dict):
-            rows.append(row)
-    return rows
+    return read_json_objects(path)
 
 
 def load_history(run: str | Path, results_root: str | Path = RESULTS_ROOT) -> pd.DataFrame:

@@ -9,6 +9,7 @@ hosts may change (``launch resume RUN --host ...``): they do not change what run
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -48,9 +49,9 @@ def replan(run: RunDir, hosts: tuple[HostSpec, ...] | None = None) -> tuple[Swee
         raise
     if SWEEP in changed:
         what = describe_changes(manifest.settings, sweep_settings(spec))
-        planned = len(expand(spec).trials)
-        if planned != len(run.plan()):
-            what += f"; it now plans {planned} trials, the run planned {len(run.plan())}"
+        planned, before = len(expand(spec).trials), len(run.plan().planned_ids())
+        if planned != before:
+            what += f"; it now plans {planned} trials, the run planned {before}"
         raise RunChanged(f"{where} changed since run {run.run_id} started ({what})",
                          run=str(run.path), hint=_PUT_BACK)
     if PLAN in changed:
@@ -58,7 +59,7 @@ def replan(run: RunDir, hosts: tuple[HostSpec, ...] | None = None) -> tuple[Swee
                          "is not the one in the manifest)", run=str(run.path),
                          hint="restore it from a backup, or start a new run")
     plan = expand(spec)
-    if [t.trial_id for t in plan.trials] != run.plan().trial_ids():
+    if [t.trial_id for t in plan.trials] != run.plan().planned_ids():
         raise RunChanged(f"run {run.run_id}'s sweep no longer plans the same trials",
                          run=str(run.path), hint="was the launcher upgraded? start a new run")
     return spec, plan
@@ -96,7 +97,7 @@ def check_same_sweep(spec: SweepSpec, run: RunDir) -> None:
         return
     before, after = manifest.settings, sweep_settings(spec)
     if before == after and [t.trial_id for t in expand(spec).trials] == \
-            run.plan().trial_ids():
+            run.plan().planned_ids():
         return  # hosts, comments or layout: the same trials, asked the same way
     raise RunChanged(f"{spec.source_path} is not the sweep run {run.run_id} started with "
                      f"({describe_changes(before, after)})", run=str(run.path),
@@ -120,11 +121,12 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def todo(plan: Plan, best: dict[str, TrialRecord], retry_failed: bool) -> list[Trial]:
-    """The planned trials a resume runs (see :func:`launcher.store.still_to_run`, which
-    `launch status` counts with)."""
-    wanted = set(still_to_run([t.trial_id for t in plan.trials], best, retry_failed))
-    return [t for t in plan.trials if t.trial_id in wanted]
+def todo(trials: Sequence[Trial], best: dict[str, TrialRecord],
+         retry_failed: bool) -> list[Trial]:
+    """The known trials (planned, and asked by an adaptive search) a resume runs (see
+    :func:`launcher.store.still_to_run`, which `launch status` counts with)."""
+    wanted = set(still_to_run([t.trial_id for t in trials], best, retry_failed))
+    return [t for t in trials if t.trial_id in wanted]
 
 
 def all_hosts(before: tuple[HostRecord, ...], now: tuple[HostRecord, ...]) -> list[HostRecord]:

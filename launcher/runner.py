@@ -7,6 +7,10 @@ and ``deadline`` stop the sweep; the first SIGINT, SIGTERM or SIGHUP stops it gr
 (running containers stopped, recorded as cancelled), a second one exits at once (see
 :mod:`launcher.interrupts`). Once a finished trial reaches ``metric.target`` no new trial
 starts and running ones finish (as in W&B); that is a normal end, not a stop.
+
+Adaptive search (``search``) sits beside the queue: the queue asks it for the next
+configuration when a freed slot finds nothing ready, and it is told each final result
+once (as the backend settles it, before the slot refills, or when it is handled).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from launcher.backends.base import AllWorkersLost, Backend, WorkQueue
 from launcher.errors import LauncherError
@@ -40,6 +45,16 @@ class RetryPolicy:
         return float(min(BACKOFF_CAP, self.backoff * 2.0 ** max(0, failures - 1)))
 
 
+class Search(Protocol):
+    """Adaptive search as the runner sees it (launcher.search.adaptive.AdaptiveSearch)."""
+
+    def ask(self) -> list[Trial]: ...
+
+    def remaining(self) -> int: ...
+
+    def tell(self, result: TrialResult) -> None: ...
+
+
 @dataclass
 class Outcome:
     """How the run loop ended."""
@@ -58,6 +73,7 @@ class Runner:
                  on_result: Callable[[TrialResult], None] | None = None,
                  target: Metric | None = None,
                  argv_of: Callable[[Trial], list[str]] | None = None,
+                 search: Search | None = None,
                  signals: Interrupts | None = None) -> None:
         self.backend = backend
         self.run = run
@@ -74,6 +90,23 @@ class Runner:
         self.target = target if target is not None and target.target is not None else None
         if self.target is not None:
             self._queue.hold = self._reaches_target
+        self.search = search
+        self._by_id: dict[str, Trial] = {}
+        self._told: set[tuple[str, int]] = set()
+        if search is not None:
+            self._queue.supply = self
+            self._queue.observe = self._tell
+
+    # -- the queue's supply (adaptive search): trials the runner must know ----------------
+    def ask(self) -> list[Trial]:
+        assert self.search is not None
+        trials = self.search.ask()
+        for trial in trials:
+            self._by_id[trial.trial_id] = trial
+        return trials
+
+    def remaining(self) -> int:
+        return self.search.remaining() if self.search is not None else 0
 
     def execute(self, trials: list[Trial], start_attempts: dict[str, int] | None = None,
                 adopt: dict[str, Trial] | None = None,
@@ -82,7 +115,9 @@ class Runner:
         ``adopt``, this run's containers of those trials still on the workers are taken
         over first (see Backend.adopt; ``recorded``: container IDs already recorded):
         their results are recorded as they come, while new trials start."""
-        by_id = {**(adopt or {}), **{t.trial_id: t for t in trials}}
+        by_id = self._by_id
+        by_id.update(adopt or {})
+        by_id.update((t.trial_id, t) for t in trials)
         timer = self._deadline_timer()
         with self.signals.stopping_with(self._interrupted):
             try:
@@ -123,6 +158,7 @@ class Runner:
         self.backend.cancel()
 
     def _handle(self, result: TrialResult, trial: Trial) -> None:
+        self._tell(result)  # when the backend did not settle it already
         self.run.record(result, self.argv_of(trial) if self.argv_of else None)
         self.outcome.attempts += 1
         self._attempts[trial.trial_id] = max(self._attempts[trial.trial_id], result.attempt)
@@ -150,7 +186,7 @@ class Runner:
             if self._retry(result, trial):
                 return
             self._streak += 1
-        elif status is TrialStatus.SUCCEEDED:
+        elif status in (TrialStatus.SUCCEEDED, TrialStatus.STOPPED):
             self._streak = 0
         self.outcome.counts[str(status)] += 1
         limit = self.policy.max_consecutive_failures
@@ -158,16 +194,37 @@ class Runner:
             self._stop(f"{self._streak} trials failed in a row (max_consecutive_failures "
                        f"is {limit})")
 
+    def _tell(self, result: TrialResult) -> None:
+        """Tell the search a result that is final (no retry or requeue follows), once."""
+        key = (result.trial_id, result.attempt)
+        if self.search is None or key in self._told or not self._final(result):
+            return
+        self._told.add(key)
+        self.search.tell(result)
+
+    def _final(self, result: TrialResult) -> bool:
+        """What _handle will decide: is this the trial's last attempt in this run?"""
+        status = result.status
+        if status is TrialStatus.LOST:
+            return False  # requeued, or left for a resume
+        if status in (TrialStatus.FAILED, TrialStatus.TIMED_OUT, TrialStatus.OOM_KILLED):
+            return bool(self.outcome.stopped or self.outcome.target_reached) or \
+                not self._will_retry(result)
+        return status.terminal  # cancelled: runs again on resume
+
     def _reaches_target(self, result: TrialResult) -> bool:
         assert self.target is not None
         return result.status is TrialStatus.SUCCEEDED and \
             self.target.reached(result.metrics.get(self.target.name))
 
-    def _retry(self, result: TrialResult, trial: Trial) -> bool:
-        if self._failures[trial.trial_id] >= self.policy.retries:
+    def _will_retry(self, result: TrialResult) -> bool:
+        if self._failures[result.trial_id] >= self.policy.retries:
             return False
-        if result.status is TrialStatus.FAILED and \
-                result.exit_code in self.policy.no_retry_exit_codes:
+        return not (result.status is TrialStatus.FAILED and
+                    result.exit_code in self.policy.no_retry_exit_codes)
+
+    def _retry(self, result: TrialResult, trial: Trial) -> bool:
+        if not self._will_retry(result):
             return False
         self._failures[trial.trial_id] += 1
         delay = self.policy.delay(self._failures[trial.trial_id])

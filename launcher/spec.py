@@ -34,18 +34,27 @@ from launcher.sections import (
     parse_resources,
 )
 from launcher.units import parse_duration, parse_memory
-from launcher.wandb_keys import SERVICE_KEYS, Metric, check_service_keys, parse_metric
+from launcher.wandb_keys import (
+    SERVICE_KEYS,
+    Hyperband,
+    Metric,
+    check_service_keys,
+    parse_early_terminate,
+    parse_metric,
+)
 from launcher.yamlfile import YamlDoc, read_yaml_file
 
 MAX_TRIALS = 1_000_000
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 WANDB_KEYS = ("method", "run_cap", "metric", "metrics", "program", "command", "name",
-              "description", "parameters")
+              "description", "parameters", "early_terminate")
+SAMPLERS = ("tpe", "gp", "cmaes", "qmc", "random")  # Optuna's samplers for method: bayes
 LAUNCHER_KEYS = ("image", "replicas", "seed", "seed_mode", "hosts", "backend", "ray",
                  "resources", "timeout", "deadline", "stop_grace", "retries",
                  "no_retry_exit_codes", "max_consecutive_failures", "network", "env",
                  "outputs", "results", "max_parallel", "mounts", "user", "log_limit",
-                 "outputs_limit", "strict_metrics", "skip_unreachable", "unsafe")
+                 "outputs_limit", "strict_metrics", "skip_unreachable", "unsafe",
+                 "sampler")
 TOP_KEYS = (*WANDB_KEYS, *SERVICE_KEYS, *LAUNCHER_KEYS)
 
 
@@ -59,6 +68,8 @@ class SweepSpec:
     description: str = ""
     run_cap: int | None = None
     metric: Metric | None = None
+    sampler: str = "tpe"  # method: bayes only
+    early_terminate: Hyperband | None = None
     program: str | None = None
     command: tuple[str, ...] | None = None
     image: ImageSpec = field(default_factory=ImageSpec)
@@ -102,9 +113,15 @@ class SweepSpec:
         """Relative paths in the file (build context, mounts) are relative to this."""
         return Path(self.source_path).parent if self.source_path else Path.cwd()
 
+    @property
+    def adaptive(self) -> bool:
+        """Trials are chosen as results arrive (bayes), not planned up front."""
+        return self.method == "bayes"
+
     def configurations(self) -> int:
-        """How many configurations the plan has (before replicas)."""
-        if self.method == "random":
+        """How many configurations the plan has (before replicas); for adaptive search,
+        at most this many are asked."""
+        if self.method in ("random", "bayes"):
             assert self.run_cap is not None
             return self.run_cap
         size = 1
@@ -177,10 +194,10 @@ def folder_name(name: str) -> str:
 
 def _method(reader: Reader, data: dict[str, Any]) -> dict[str, Any]:
     method = data.get("method", "grid")
-    if method in ("bayes", "custom"):
-        raise reader.error(("method",), f"method {method!r} is not supported yet",
-                           hint="use grid or random")
-    method = reader.choice(method, ("method",), ("grid", "random"))
+    if method == "custom":
+        raise reader.error(("method",), "method 'custom' is not supported yet",
+                           hint="use grid, random or bayes")
+    method = reader.choice(method, ("method",), ("grid", "random", "bayes"))
     if "metrics" in data:
         raise reader.error(("metrics",), "multi-objective `metrics` needs method: custom "
                            "(W&B's rule), which is not supported here", hint="use `metric`")
@@ -190,10 +207,23 @@ def _method(reader: Reader, data: dict[str, Any]) -> dict[str, Any]:
         if isinstance(raw, float) and raw.is_integer():  # W&B's schema takes 5.0 as 5
             raw = int(raw)
         run_cap = reader.integer(raw, ("run_cap",), minimum=1)
-    elif method == "random":
-        raise reader.error(("method",), "method 'random' needs run_cap (how many samples)")
+    elif method in ("random", "bayes"):
+        what = "samples" if method == "random" else "configurations to try"
+        raise reader.error(("method",), f"method {method!r} needs run_cap (how many {what})")
     metric = parse_metric(reader, data["metric"]) if "metric" in data else None
-    return {"method": method, "run_cap": run_cap, "metric": metric}
+    if method == "bayes" and metric is None:
+        raise reader.error(("method",), "method 'bayes' needs `metric` (what to optimise)",
+                           hint="add metric: {name: ..., goal: minimize|maximize}")
+    out: dict[str, Any] = {"method": method, "run_cap": run_cap, "metric": metric}
+    if "sampler" in data:
+        if method != "bayes":
+            raise reader.error(("sampler",), "sampler chooses how method: bayes searches; "
+                               f"method {method!r} does not use it", hint="drop it, or use "
+                               "method: bayes")
+        out["sampler"] = reader.choice(data["sampler"], ("sampler",), SAMPLERS)
+    if "early_terminate" in data:
+        out["early_terminate"] = parse_early_terminate(reader, data["early_terminate"], metric)
+    return out
 
 
 def _deprecations(parameters: tuple[ParamSpec, ...]) -> list[str]:
@@ -306,7 +336,27 @@ def param_key_path(p: ParamSpec) -> tuple[str, ...]:
     return out
 
 
+def _check_search(reader: Reader, spec: SweepSpec) -> None:
+    """method: bayes needs something to search and the packages of its sampler."""
+    from launcher.search.deps import install_hint, missing_packages
+
+    if not any(p.kind != "constant" for p in spec.parameters):
+        raise reader.error(("parameters",) if spec.parameters else ("method",),
+                           "method 'bayes' needs at least one parameter to search (W&B's "
+                           "rule)", hint="give a parameter values or a distribution")
+    missing = missing_packages(spec.sampler, spec.parameters)
+    if missing:
+        names = " and ".join(missing)
+        given = ("sampler",) in reader.doc.lines or ("sampler",) in reader.overridden
+        at = ("sampler",) if given else ("method",)
+        raise reader.error(at, f"method 'bayes' with sampler {spec.sampler} needs the Python "
+                           f"package{'s' if len(missing) > 1 else ''} {names}, not installed",
+                           hint=install_hint(missing))
+
+
 def _check_plan_size(reader: Reader, spec: SweepSpec) -> None:
+    if spec.method == "bayes":
+        _check_search(reader, spec)
     if spec.method == "grid":
         for p in spec.parameters:
             if p.probabilities is not None:

@@ -44,9 +44,11 @@ LABEL_ATTEMPT = "io.launcher.attempt"
 
 
 class TrialStatus(enum.StrEnum):
-    """How a trial ended. Terminal statuses are never run again on resume."""
+    """How a trial ended. Terminal statuses are never run again on resume. ``stopped``:
+    early termination (hyperband) stopped it on purpose; a normal end, not a failure."""
 
     SUCCEEDED = "succeeded"
+    STOPPED = "stopped"
     FAILED = "failed"
     TIMED_OUT = "timed_out"
     OOM_KILLED = "oom_killed"
@@ -63,8 +65,8 @@ class TrialStatus(enum.StrEnum):
         return self is TrialStatus.SUCCEEDED
 
 
-_TERMINAL = frozenset({TrialStatus.SUCCEEDED, TrialStatus.FAILED, TrialStatus.TIMED_OUT,
-                       TrialStatus.OOM_KILLED})
+_TERMINAL = frozenset({TrialStatus.SUCCEEDED, TrialStatus.STOPPED, TrialStatus.FAILED,
+                       TrialStatus.TIMED_OUT, TrialStatus.OOM_KILLED})
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,11 @@ if TYPE_CHECKING:
 
 
 def print_plan(spec: SweepSpec, plan: Plan, fmt: str, out: TextIO) -> None:
-    """The trials as a table, CSV or JSON; a count line after the table."""
+    """The trials as a table, CSV or JSON; a count line after the table. An adaptive
+    sweep has no fixed list: its search space instead."""
+    if spec.adaptive:
+        print_search_space(spec, fmt, out)
+        return
     if fmt == "json":
         json.dump(plan.to_json(), out, indent=1, ensure_ascii=False)
         out.write("\n")
@@ -31,25 +35,64 @@ def print_plan(spec: SweepSpec, plan: Plan, fmt: str, out: TextIO) -> None:
         out.write(f"\n{len(plan.trials)} trials: {plan.configurations} configurations x "
                   f"{spec.replicas} replicas ({spec.method}, seed_mode {spec.seed_mode}, "
                   f"sweep {spec.name})\n")
+        if _early(spec):
+            out.write(f"early termination: {_early(spec)}\n")
         for note in plan.notes:
             out.write(f"note: {note}\n")
+
+
+def print_search_space(spec: SweepSpec, fmt: str, out: TextIO) -> None:
+    """`launch plan` of method: bayes: what is searched and how, and that the trials are
+    chosen as results arrive."""
+    from launcher.search.adaptive import adaptive_plan
+
+    adaptive = adaptive_plan(spec)
+    if fmt == "json":
+        json.dump({**adaptive.to_json(), "trials": [],
+                   "early_terminate": _early(spec) or None}, out, indent=1, ensure_ascii=False)
+        out.write("\n")
+        return
+    rows = ([d["name"], d["distribution"], d["searched_as"]] for d in adaptive.space)
+    write_rows(out, ["parameter", "distribution", "searched as"], rows, fmt)
+    if fmt == "table":
+        out.write(f"\nno fixed list of trials: {spec.method} ({spec.sampler} sampler, seed "
+                  f"{spec.seed}) chooses up to {adaptive.run_cap} configurations x "
+                  f"{spec.replicas} replicas = {adaptive.run_cap * spec.replicas} trials as "
+                  f"results arrive, one whenever a slot frees (sweep {spec.name})\n")
+        if _early(spec):
+            out.write(f"early termination: {_early(spec)}\n")
+
+
+def _early(spec: SweepSpec) -> str:
+    rule = spec.early_terminate
+    if rule is None:
+        return ""
+    bands = ", ".join(str(b) for b in rule.bands()[:6])
+    return (f"hyperband, eta {rule.eta:g}, {'strict' if rule.strict else 'not strict'}, "
+            f"bands at history steps {bands}{', ...' if len(rule.bands()) > 6 else ''}")
 
 
 def print_run_summary(results: RunResults, *, as_json: bool, out: TextIO) -> None:
     """The end-of-run summary (the exit code is ``results.exit_code``)."""
     from launcher.results import summarize, table_problems
+    from launcher.search.savings import estimate
     from launcher.store import RunDir
 
     df = results.df
     counts = {str(k): int(v) for k, v in df["status"].value_counts().items()}
-    manifest = RunDir(results.run_dir).manifest()
+    run = RunDir(results.run_dir)
+    manifest = run.manifest()
     metric, goal = manifest.metric_name, manifest.goal
     by_config = summarize(df, metric, goal)
     resume = f"launch resume {results.run_dir}" if results.stopped else None
+    savings = estimate(run.records())
     problems = table_problems(df, metric)
     if as_json:
         json.dump({"run_id": results.run_id, "run_dir": str(results.run_dir),
                    "trials": len(df), "status": counts, "stopped": results.stopped,
+                   "stopped_early": None if savings is None else {
+                       "trials": savings.stopped, "container_s": savings.used_s,
+                       "saved_s": savings.saved_s, "saved_share": round(savings.share, 4)},
                    "target_reached": results.target_reached or None,
                    "notes": results.notes, "problems": problems, "resume": resume,
                    "image_id": _first(df["image_id"]),
@@ -64,6 +107,8 @@ def print_run_summary(results: RunResults, *, as_json: bool, out: TextIO) -> Non
     out.write(f" on {len(hosts)} host{'s' if len(hosts) != 1 else ''} ({named})\n")
     for note in results.notes:
         out.write(f"note: {note}\n")
+    if savings is not None:
+        out.write(f"early termination: {savings.text()}\n")
     for problem in problems:
         out.write(f"warning: {problem}\n")
     if results.stopped:

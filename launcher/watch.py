@@ -34,7 +34,7 @@ MAX_LANES = 20
 MAX_SHOWN = 4  # containers listed per lane; the rest are counted
 RATE_WINDOW = 60.0  # seconds of finishes the throughput is measured over
 FAILED = frozenset({TrialStatus.FAILED, TrialStatus.TIMED_OUT, TrialStatus.OOM_KILLED})
-_RANK = {TrialStatus.SUCCEEDED: 3, **dict.fromkeys(FAILED, 2)}
+_RANK = {TrialStatus.SUCCEEDED: 3, TrialStatus.STOPPED: 2, **dict.fromkeys(FAILED, 2)}
 
 
 @dataclass
@@ -66,7 +66,7 @@ class RunTail:
         manifest = run.manifest()
         self.label = run.label
         self.metric, self.goal = manifest.metric_name, manifest.goal
-        self.planned = len(run.plan())
+        self.planned = run.plan().expected  # adaptive runs: run_cap x replicas
         self.lanes: dict[str, Lane] = {h.name: Lane(h.name) for h in manifest.hosts}
         self.best_status: dict[str, TrialStatus] = {}  # per trial, the best status so far
         self.best: tuple[float, str] | None = None  # (value, trial id)

@@ -42,13 +42,14 @@ class BackendContract:
     def image(self) -> BuiltImage:  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def context(self, image: BuiltImage, **settings: Any) -> RunContext:
+    def context(self, image: BuiltImage, command: tuple[str, ...] = tuple(PROBE),
+                **settings: Any) -> RunContext:
         run_id = new_run_id()
         base: dict[str, Any] = {"image": image.id, "run_id": run_id, "sweep": "contract",
                                 "resources": Resources(cpus=0.5, memory=256 * 2**20),
                                 "stop_grace": 1.0, "outputs": True}
         return RunContext(run_id=run_id, settings=ContainerSettings(**{**base, **settings}),
-                          command=tuple(PROBE))
+                          command=command)
 
     def run_all(self, backend: Backend, image: BuiltImage, trials: list[Trial],
                 **settings: Any) -> dict[str, TrialResult]:
@@ -113,6 +114,41 @@ class BackendContract:
             backend.teardown()
         assert time.monotonic() - started < 30
         assert results and all(r.status is TrialStatus.CANCELLED for r in results)
+
+    def test_live_history_lines_arrive_and_stop_trial_stops_one_trial(
+            self, backend: Backend, image: BuiltImage) -> None:
+        """Early termination's part of the contract: every running trial's history lines
+        reach on_history while it runs; stop_trial ends that one trial as stopped, with
+        its history and last values, and leaves the others alone."""
+        command = ("python3", "/app/experiments/objective.py", "--metric=loss", "${args}")
+        ctx = self.context(image, command=command)
+        seen: dict[str, list[int]] = {}
+        lock = threading.Lock()
+
+        def on_history(trial_id: str, attempt: int, rows: list[dict[str, Any]]) -> None:
+            with lock:
+                steps = seen.setdefault(trial_id, [])
+                steps += [int(r["step"]) for r in rows]
+                reached = len(steps) >= 4 and trial_id == victim.trial_id
+            if reached:
+                backend.stop_trial(trial_id, attempt, "stopped early by the contract test")
+
+        ctx.on_history = on_history
+        params = (("steps", 40), ("sleep", 0.25))
+        victim = Trial(f"{1:012x}", "c1", 0, 0, 1, params)
+        other = Trial(f"{2:012x}", "c2", 1, 0, 2, (("steps", 8), ("sleep", 0.25)))
+        backend.setup(image=image, run=ctx)
+        try:
+            results = {r.trial_id: r for r in backend.launch(WorkQueue([victim, other]))}
+        finally:
+            backend.teardown()
+        stopped, done = results[victim.trial_id], results[other.trial_id]
+        assert stopped.status is TrialStatus.STOPPED, (stopped.status, stopped.reason)
+        assert stopped.reason == "stopped early by the contract test"
+        assert 4 <= len(stopped.history) < 40 and stopped.metrics["loss"] == \
+            stopped.history[-1]["loss"]
+        assert done.status is TrialStatus.SUCCEEDED and len(done.history) == 8
+        assert seen[other.trial_id] == list(range(1, 9)), "every line arrived live, in order"
 
     def test_teardown_is_idempotent(self, backend: Backend, image: BuiltImage) -> None:
         backend.setup(image=image, run=self.context(image))

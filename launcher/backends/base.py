@@ -9,7 +9,15 @@ A backend places trials on workers and yields their results as they finish:
   exception. The caller may put more work (retries) into the queue between results.
 - ``adopt(trials)``: after a launcher died, take over its containers (see the method).
 - ``cancel()``: stop starting trials and stop the running ones (safe from any thread).
+- ``stop_trial(trial_id, attempt, reason)``: stop one running trial on purpose (early
+  termination); its result comes back with status ``stopped``, its log and history kept.
 - ``teardown()``: idempotent; removes everything the backend started.
+
+Live metric lines: when the run context has ``on_history``, a backend passes it the
+history lines (JSON lines with ``step``/``epoch``) of every running trial as they are
+printed. Backends know nothing of samplers or stopping rules: adaptive search fills the
+queue through its ``supply`` when it runs dry, early termination reads the live lines and
+calls ``stop_trial``.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from launcher.clock import now
 from launcher.command import Argv, render
@@ -44,8 +52,17 @@ class Work:
     queued_at: str = field(default_factory=now)
 
 
+class Supply(Protocol):
+    """More work on demand (adaptive search): asked only when the queue runs dry."""
+
+    def ask(self) -> list[Trial]: ...
+
+    def remaining(self) -> int: ...
+
+
 class WorkQueue:
-    """Trials ready to run, plus retries that become ready after a backoff delay."""
+    """Trials ready to run, plus retries that become ready after a backoff delay, plus
+    (adaptive search) a supply asked for the next trials whenever a slot finds it dry."""
 
     def __init__(self, trials: Iterable[Trial] = ()) -> None:
         self._ready: deque[Work] = deque(Work(t) for t in trials)
@@ -55,9 +72,18 @@ class WorkQueue:
         # Set by the runner for metric.target: a finished result that says "start nothing
         # more". Backends call settle() before they refill the slots that results freed.
         self.hold: Callable[[TrialResult], bool] | None = None
+        # Set by the runner for adaptive search: results are told before the freed slot
+        # asks for the next configuration.
+        self.observe: Callable[[TrialResult], None] | None = None
+        self.supply: Supply | None = None
 
     def settle(self, results: Iterable[TrialResult]) -> None:
-        """Close the queue at once when a finished result reaches the sweep's target."""
+        """Tell the observer each finished result; close the queue at once when one
+        reaches the sweep's target."""
+        results = list(results)
+        if self.observe is not None:
+            for r in results:
+                self.observe(r)
         if self.hold is not None and any(self.hold(r) for r in results):
             self.close()
 
@@ -74,6 +100,8 @@ class WorkQueue:
         clock = time.monotonic()
         while self._delayed and self._delayed[0][0] <= clock:
             self._ready.append(heapq.heappop(self._delayed)[2])
+        if not self._ready and self.supply is not None and self.supply.remaining():
+            self._ready.extend(Work(t) for t in self.supply.ask())
         return self._ready.popleft() if self._ready else None
 
     def next_due_in(self) -> float | None:
@@ -83,7 +111,8 @@ class WorkQueue:
         return max(0.0, self._delayed[0][0] - time.monotonic())
 
     def empty(self) -> bool:
-        return self.closed or not (self._ready or self._delayed)
+        more = self.supply is not None and self.supply.remaining() > 0
+        return self.closed or not (self._ready or self._delayed or more)
 
     def close(self) -> list[Work]:
         """Stop handing out work; return what was left."""
@@ -100,6 +129,7 @@ class WorkQueue:
 Observer = Callable[[Work, str], None]  # called when an attempt starts on a worker
 # called when an attempt's container exists on a worker: (work, worker, container id)
 ContainerObserver = Callable[[Work, str, str], None]
+HistorySink = Callable[[str, int, list[dict[str, Any]]], None]  # trial_id, attempt, lines
 
 
 @dataclass
@@ -113,7 +143,10 @@ class RunContext:
     environ: dict[str, str] = field(default_factory=dict)
     on_start: Observer | None = None
     on_container: ContainerObserver | None = None
+    on_history: HistorySink | None = None  # live history lines (early termination)
     secrets: tuple[str, ...] = ()  # ${envvar:...} values: masked in everything written
+    # Adaptive search asks for a trial when a slot frees up: no queue ahead of the slots.
+    asks_as_slots_free: bool = False
 
     def argv(self, trial: Trial) -> Argv:
         return render(self.command, self.program, trial, self.environ)
@@ -167,6 +200,11 @@ class Backend(ABC):
 
     @abstractmethod
     def teardown(self) -> None: ...
+
+    def stop_trial(self, trial_id: str, attempt: int, reason: str) -> None:
+        """Stop one running attempt on purpose; it ends as ``stopped`` with ``reason``.
+        Safe from any thread; an attempt that already ended is left alone."""
+        raise NotImplementedError(f"the {self.name} backend cannot stop a single trial")
 
     def adopt(self, trials: dict[str, Trial], recorded: Iterable[str] = ()) -> set[str]:
         """Take over this run's containers still on the workers (a launcher died): those of

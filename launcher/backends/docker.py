@@ -15,7 +15,10 @@ ones). GPUs: each slot of a host owns its own device IDs (see :mod:`launcher.gpu
 passed to the engine as a device request. Hosts left out because they did not answer
 (``skip_unreachable``) are named in the manifest and the summary. Per-host work
 (connecting, checking the image, teardown) runs on a bounded pool; the CPU model of
-remote engines is read in the background, once per engine.
+remote engines is read in the background, once per engine. Live
+history lines (when the run asks for them): one follower thread per running container
+reads its log stream from the engine. ``stop_trial`` stops one container (grace, then
+kill); it ends as ``stopped``.
 """
 
 from __future__ import annotations
@@ -191,7 +194,12 @@ class DockerBackend(Backend):
                 return
             slot = self._slots[index]
             self._placement.started(index)
-            running = Running(slot.host.client.api, on_created=self._observer(work, slot))
+            running = Running(slot.host.client.api, on_created=self._observer(work, slot),
+                              attempt=work.attempt)
+            sink = self._run.on_history if self._run else None
+            if sink is not None:
+                running.on_history = functools.partial(sink, work.trial.trial_id,
+                                                       work.attempt)
             with self._lock:
                 slot.inflight[work.trial.trial_id] = running
                 devices = slot.take_gpus(work.trial.trial_id)
@@ -362,6 +370,17 @@ class DockerBackend(Backend):
             threading.Thread(target=each, args=(lambda r: _stop(r, grace), running),
                              daemon=True, name="stop-trials").start()
 
+    def stop_trial(self, trial_id: str, attempt: int, reason: str) -> None:
+        """Stop one running container on purpose (grace, then kill): status stopped."""
+        grace = int(self._run.settings.stop_grace if self._run else defaults.STOP_GRACE)
+        with self._lock:
+            found = [r for s in self._slots for t, r in s.inflight.items()
+                     if t == trial_id and r.attempt == attempt]
+        for r in found:
+            r.stop_reason = r.stop_reason or reason
+            threading.Thread(target=_stop, args=(r, grace, TrialStatus.STOPPED),
+                             daemon=True).start()
+
     def teardown(self) -> None:
         """Remove every container (and /outputs volume) of this run still on a host, by
         label, at most HOST_WORKERS hosts at once. Only hosts where a container may be
@@ -399,9 +418,9 @@ def _remove(api: Any, cid: str) -> None:
         api.remove_container(cid, v=True, force=True)
 
 
-def _stop(running: Running, grace: int) -> None:
+def _stop(running: Running, grace: int, why: TrialStatus = TrialStatus.CANCELLED) -> None:
     if not running.container_id:
         return
-    mark_stopped(running.api, running.container_id, TrialStatus.CANCELLED)
+    mark_stopped(running.api, running.container_id, why)
     with contextlib.suppress(Exception):
         running.api.stop(running.container_id, timeout=grace)

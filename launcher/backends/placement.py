@@ -60,7 +60,7 @@ class Placement:
         host = self.hosts[i]
         host.running -= 1
         now = self.clock()
-        if status is TrialStatus.SUCCEEDED:
+        if status in (TrialStatus.SUCCEEDED, TrialStatus.STOPPED):  # it ran as asked
             host.streak, host.last_success = 0, now
             return
         if status is TrialStatus.CANCELLED:

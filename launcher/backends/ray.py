@@ -8,8 +8,11 @@ Concepts
     worker  a Ray node with its Docker engine: the one ``docker.from_env()`` finds in the
             node's raylet environment (its ``DOCKER_HOST``, else the default socket).
     slot    a share of a node: Ray runs as many trials at once on a node as its CPUs
-            (memory, GPUs) allow for the trial's resources; ``max_parallel`` caps the trials
-            in flight. Ray places the tasks (SPREAD); the launcher keeps no cluster state.
+            (memory, GPUs) allow for the trial's resources. The launcher keeps at most
+            ``max_parallel`` trials in flight, else as many as the cluster's CPUs hold when
+            the run starts, and submits the next as one ends (so adaptive search asks when
+            a slot frees). Ray places the tasks (SPREAD); the launcher keeps no cluster
+            state.
     host    the ``host`` column is the node's ``launcher-host`` label when it has one
             (``ray start --labels launcher-host=NAME``; the embedded Ray is ``local``), else
             the node's IP. The table also gets ``ray_node_id`` and ``ray_node_address``.
@@ -24,6 +27,12 @@ How the image gets there
     loading never blocks the others (a named actor per node would need its own life cycle
     and dies with its node anyway). The image ID is checked on the node before a container
     starts. A node that joins later and lacks the image makes the driver put it then (once).
+
+Live lines (early termination)
+    A task's history lines travel to the driver through one small actor per run
+    (:mod:`launcher.backends.ray_live`), which also carries ``stop_trial`` requests back:
+    the task stops its container and the trial ends as ``stopped`` with its log and
+    history, like on the Docker backend.
 
 Faults and stopping
     Ray retries a task whose node or worker dies (``max_retries``; exceptions raised by the
@@ -58,6 +67,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from launcher.backends.base import Backend, RunContext, Work, WorkQueue
+from launcher.backends.ray_live import open_channel
 from launcher.backends.ray_tasks import (
     CHUNK,
     HOST_LABEL,
@@ -123,6 +133,7 @@ class RayBackend(Backend):
         self._stopping = threading.Event()
         self._notes: list[str] = []
         self._window = max_parallel or 1
+        self._channel: Any = None  # the live-lines actor, when the run wants live lines
 
     @classmethod
     def from_spec(cls, spec: SweepSpec) -> RayBackend:
@@ -151,7 +162,8 @@ class RayBackend(Backend):
         self._torn_down = False
         try:
             self._connect()
-            self._window = _window(self._max_parallel, run.settings.resources.cpus)
+            self._window = _window(self._max_parallel, run.settings.resources.cpus,
+                                   ahead=not run.asks_as_slots_free)
             self._nodes = self._probe_nodes(image)
             if any(not n.has_image for n in self._nodes):
                 self._put_image()
@@ -251,6 +263,8 @@ class RayBackend(Backend):
     def launch(self, queue: WorkQueue) -> Iterator[TrialResult]:
 
         assert self._run is not None, "setup() first"
+        if self._run.on_history is not None and self._channel is None:
+            self._channel = open_channel()  # the run wants live lines
         inflight: dict[Any, Work] = {}
         cancelled_at: float | None = None
         try:
@@ -268,7 +282,9 @@ class RayBackend(Backend):
                         break
                     time.sleep(min(queue.next_due_in() or POLL, POLL))
                     continue
-                for ref in _ready(list(inflight)):
+                ready = _ready(list(inflight))
+                self._drain_live()  # every poll: live lines flow while nothing finishes
+                for ref in ready:
                     yield self._collect(ref, inflight.pop(ref))
         finally:
             _cancel(inflight, force=True)  # only when the caller stopped iterating early
@@ -290,7 +306,26 @@ class RayBackend(Backend):
             max_retries=MAX_RETRIES, retry_exceptions=False, scheduling_strategy="SPREAD",
             name=f"trial-{work.trial.trial_id}")
         box = [] if self._image_ref is None else [self._image_ref]  # a list: never resolved
-        return task.remote(work.trial, self._run.argv(work.trial), s, work.attempt, box)
+        return task.remote(work.trial, self._run.argv(work.trial), s, work.attempt, box,
+                           self._channel)
+
+    def _drain_live(self) -> None:
+        """Hand the history lines the tasks pushed to the run's sink."""
+        import ray
+
+        if self._channel is None or self._run is None or self._run.on_history is None:
+            return
+        try:
+            batches = ray.get(self._channel.drain.remote(), timeout=CONNECT_TIMEOUT)
+        except ray.exceptions.RayError:
+            return  # lines are late, not lost: the next poll drains them
+        for trial_id, attempt, rows in batches:
+            self._run.on_history(trial_id, attempt, rows)
+
+    def stop_trial(self, trial_id: str, attempt: int, reason: str) -> None:
+        """Ask the trial's task (through the live channel) to stop its container."""
+        if self._channel is not None:
+            self._channel.stop.remote(trial_id, attempt, reason)
 
     def _collect(self, ref: Any, work: Work) -> TrialResult:
         import ray
@@ -342,6 +377,10 @@ class RayBackend(Backend):
         if self._run is not None and not self._torn_down and ray.is_initialized():
             self._torn_down = True
             self._remove_containers(self._run.run_id)
+            if self._channel is not None:
+                with contextlib.suppress(Exception):
+                    ray.kill(self._channel)
+        self._channel = None
         self._image_ref = None
         if self._connected:
             self._connected = False
@@ -402,16 +441,18 @@ def _ready(refs: list[Any]) -> list[Any]:
     return list(ready)
 
 
-def _window(max_parallel: int | None, cpus: float) -> int:
+def _window(max_parallel: int | None, cpus: float, *, ahead: bool = True) -> int:
     """Trials in flight: ``max_parallel``, else what the cluster's CPUs can run at once
-    plus a quarter (so that a freed CPU finds its next task already queued in Ray)."""
+    plus a quarter (so that a freed CPU finds its next task already queued in Ray);
+    without ``ahead`` (adaptive search, whose next trial depends on the results) the
+    slots alone."""
     import ray
 
     if max_parallel:
         return max_parallel
     api: Any = ray  # ray.cluster_resources() is untyped
     slots = max(1, int(float(api.cluster_resources().get("CPU", 1)) // max(cpus, 0.01)))
-    return slots + max(2, slots // 4)
+    return slots + max(2, slots // 4) if ahead else slots
 
 
 def _ray_get(ref: Any) -> Any:

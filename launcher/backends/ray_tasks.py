@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 HOST_LABEL = "launcher-host"
 IMAGE_MISSING = "ray_image_missing"  # a task's request for the image (never a column)
 POLL = 0.5
+CHECK_EVERY = 2.0  # seconds between stop checks of a trial that prints no history lines
+PUSH_TIMEOUT = 30.0
 LOAD_WAIT = 900.0  # how long a task waits for another task's docker load on its node
 CHUNK = 1024 * 1024
 
@@ -110,8 +112,10 @@ def _forget_engine() -> None:
 
 
 def trial_task(trial: Trial, argv: Argv, settings: ContainerSettings, attempt: int,
-               image_box: list[Any]) -> tuple[TrialResult, bytes | None]:
-    """One trial on this node's engine; outputs come back as bytes."""
+               image_box: list[Any], channel: Any = None) -> tuple[TrialResult, bytes | None]:
+    """One trial on this node's engine; outputs come back as bytes. With ``channel`` (a
+    :class:`launcher.backends.ray_live.LiveChannel`), its history lines go there live and
+    a stop request that comes back stops the container (status stopped)."""
     node = this_node()
     result = TrialResult(trial.trial_id, TrialStatus.LOST, host=node["host"],
                          image_id=settings.image, attempt=attempt)
@@ -129,7 +133,8 @@ def trial_task(trial: Trial, argv: Argv, settings: ContainerSettings, attempt: i
                 result.extra[IMAGE_MISSING] = not image_box
             else:
                 _IMAGES.add(settings.image)
-                result = _run_cancellable(api, trial, argv, settings, node["host"], attempt)
+                result = _run_cancellable(api, trial, argv, settings, node["host"], attempt,
+                                          channel)
                 if result.status is TrialStatus.LOST:  # check the engine again next time
                     _forget_engine()
         except Exception as e:  # the engine failed us while checking or loading the image
@@ -145,14 +150,15 @@ def trial_task(trial: Trial, argv: Argv, settings: ContainerSettings, attempt: i
 
 
 def _run_cancellable(api: Any, trial: Trial, argv: Argv, settings: ContainerSettings,
-                     host: str, attempt: int) -> TrialResult:
+                     host: str, attempt: int, channel: Any = None) -> TrialResult:
     """run_trial in a thread; when Ray cancels the task, stop the container like the Docker
     backend does, so the trial ends as ``cancelled`` with its log."""
     import ray
 
     from launcher.container import Running, run_trial
 
-    running = Running(api)
+    running = Running(api, attempt=attempt)
+    live = _Live(channel, trial.trial_id, attempt, running, settings) if channel else None
     box: list[TrialResult | BaseException] = []
     # The GPUs Ray gave this task (its num_gpus), so tasks on one node never share one.
     devices = tuple(str(g) for g in ray.get_gpu_ids()) if settings.resources.gpus else ()
@@ -169,14 +175,60 @@ def _run_cancellable(api: Any, trial: Trial, argv: Argv, settings: ContainerSett
     context = ray.get_runtime_context()
     while thread.is_alive():
         thread.join(POLL)
+        if live is not None and thread.is_alive():
+            live.exchange()
         if thread.is_alive() and not running.cancelled.is_set() and context.is_canceled():
             running.cancelled.set()
             if running.container_id:
                 with contextlib.suppress(Exception):
                     api.stop(running.container_id, timeout=int(settings.stop_grace))
+    if live is not None:
+        live.exchange(final=True)  # the lines printed just before the end
     if isinstance(box[0], BaseException):
         raise box[0]
     return box[0]
+
+
+class _Live:
+    """A running trial's side of the live channel: rows up, a stop request down."""
+
+    def __init__(self, channel: Any, trial_id: str, attempt: int, running: Any,
+                 settings: ContainerSettings) -> None:
+        self.channel, self.trial_id, self.attempt = channel, trial_id, attempt
+        self.running, self.grace = running, int(settings.stop_grace)
+        self._rows: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._last = time.monotonic()
+        running.on_history = self._collect
+
+    def _collect(self, rows: list[dict[str, Any]]) -> None:
+        with self._lock:
+            self._rows += rows
+
+    def exchange(self, final: bool = False) -> None:
+        """Push the rows seen since the last call; stop the container if asked to."""
+        import ray
+
+        with self._lock:
+            rows, self._rows = self._rows, []
+        if not rows and (final or time.monotonic() - self._last < CHECK_EVERY):
+            return
+        self._last = time.monotonic()
+        try:
+            reason = ray.get(self.channel.push.remote(self.trial_id, self.attempt, rows),
+                             timeout=PUSH_TIMEOUT)
+        except Exception:  # the driver is gone or slow: the trial runs on, untouched
+            return
+        if reason and not final and not self.running.stop_reason and \
+                self.running.container_id:
+            self.running.stop_reason = reason
+            threading.Thread(target=_stop_quietly, daemon=True, args=(
+                self.running.api, self.running.container_id, self.grace)).start()
+
+
+def _stop_quietly(api: Any, container_id: str, grace: int) -> None:
+    with contextlib.suppress(Exception):
+        api.stop(container_id, timeout=grace)
 
 
 def _ensure_image(api: Any, image_id: str, image_box: list[Any]) -> str:

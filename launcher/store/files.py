@@ -77,6 +77,23 @@ def append_line(path: Path, line: str) -> None:
         os.close(fd)
 
 
+def read_json_objects(path: Path) -> list[dict[str, Any]]:
+    """The JSON-object lines of a file (others skipped); [] when it is absent."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    rows = []
+    for line in text.splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
 def safe_trial_id(trial_id: str) -> str:
     """Trial ids become file names: only plain names (letters, digits, _ and -) pass."""
     if not _TRIAL_ID.fullmatch(trial_id):

@@ -1,17 +1,23 @@
-"""plan.json: the trials a run planned, in launch order (the table has one row each)."""
+"""plan.json: the trials a run planned, in launch order (the table has one row each).
+
+An adaptive run (``method: bayes``) plans no trial up front: its plan.json records the
+search space (``adaptive``) and version 2, so that a launcher that cannot read it refuses
+it; its trials are the ``asked`` records of trials.jsonl (:mod:`launcher.store.asked`),
+which :meth:`launcher.store.RunDir.plan` appends to the file's own trials.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from launcher.errors import RunError
 from launcher.trial import Trial
 
-PLAN_VERSION = 1
+PLAN_VERSION = 2  # 2: adaptive plans (a search space); fixed plans are still written as 1
 
 
 @dataclass(frozen=True)
@@ -32,20 +38,43 @@ LOG_KINDS = frozenset({"log_uniform", "log_uniform_values", "q_log_uniform",
 
 
 @dataclass(frozen=True)
+class AdaptivePlan:
+    """What an adaptive run searches: at most ``run_cap`` configurations x ``replicas``."""
+
+    method: str
+    sampler: str
+    run_cap: int
+    replicas: int
+    space: tuple[dict[str, Any], ...]  # one {"name", "searched_as", ...} per parameter
+
+    def to_json(self) -> dict[str, Any]:
+        return {"method": self.method, "sampler": self.sampler, "run_cap": self.run_cap,
+                "replicas": self.replicas, "space": [dict(d) for d in self.space]}
+
+    @classmethod
+    def from_json(cls, raw: Any) -> AdaptivePlan:
+        return cls(str(raw["method"]), str(raw["sampler"]), int(raw["run_cap"]),
+                   int(raw["replicas"]), tuple(dict(d) for d in raw["space"]))
+
+
+@dataclass(frozen=True)
 class PlanFile:
     parameters: tuple[str, ...]  # dotted names, in the sweep file's order
-    trials: tuple[PlannedTrial, ...]
-    version: int = PLAN_VERSION
+    trials: tuple[PlannedTrial, ...]  # the file's own, then (adaptive) the asked ones
+    version: int = 1
     # dotted name -> the sweep's distribution (categorical, int_uniform, log_uniform_values,
     # ...); empty in older plans (the report then infers the scale from the values)
     kinds: dict[str, str] = field(default_factory=dict)
+    adaptive: AdaptivePlan | None = None
+    fixed: int | None = None  # how many of ``trials`` plan.json itself lists (None: all)
 
     @classmethod
     def of(cls, trials: Sequence[Trial], parameters: Sequence[str],
-           kinds: dict[str, str] | None = None) -> PlanFile:
+           kinds: dict[str, str] | None = None,
+           adaptive: AdaptivePlan | None = None) -> PlanFile:
         return cls(tuple(parameters), tuple(
             PlannedTrial(t.trial_id, t.config_id, t.replica, t.seed, t.nested_params())
-            for t in trials), kinds=dict(kinds or {}))
+            for t in trials), 2 if adaptive else 1, dict(kinds or {}), adaptive)
 
     def log_scale(self, name: str) -> bool | None:
         """Whether the sweep drew ``name`` from a log distribution (None: not recorded)."""
@@ -61,6 +90,8 @@ class PlanFile:
                                         dict(t.get("params") or {}))
                            for t in raw["trials"])
             names = tuple(str(n) for n in raw["parameters"])
+            adaptive = AdaptivePlan.from_json(raw["adaptive"]) if raw.get("adaptive") \
+                else None
             kinds = {str(k): str(v) for k, v in (raw.get("kinds") or {}).items()}
         except (AttributeError, KeyError, TypeError, ValueError) as e:
             raise RunError(f"{where} is damaged ({type(e).__name__}: {e})",
@@ -69,14 +100,23 @@ class PlanFile:
             raise RunError(f"{where} was written by a newer launcher (plan version {version};"
                            f" this launcher reads up to {PLAN_VERSION})",
                            hint="upgrade the launcher to read this run")
-        return cls(names, trials, version, kinds)
+        return cls(names, trials, version, kinds, adaptive)
 
     def to_json(self) -> dict[str, Any]:
-        return {"version": self.version, "parameters": list(self.parameters),
-                "kinds": self.kinds,
-                "trials": [{"trial_id": t.trial_id, "config_id": t.config_id,
-                            "replica": t.replica, "seed": t.seed, "params": t.params}
-                           for t in self.trials]}
+        own = self.trials[:self.fixed] if self.fixed is not None else self.trials
+        out: dict[str, Any] = {
+            "version": self.version, "parameters": list(self.parameters),
+            "kinds": self.kinds,
+            "trials": [{"trial_id": t.trial_id, "config_id": t.config_id,
+                        "replica": t.replica, "seed": t.seed, "params": t.params}
+                       for t in own]}
+        if self.adaptive is not None:
+            out["adaptive"] = self.adaptive.to_json()
+        return out
+
+    def with_asked(self, asked: Sequence[PlannedTrial]) -> PlanFile:
+        """This plan with an adaptive run's asked trials after the file's own."""
+        return replace(self, trials=(*self.trials, *asked), fixed=len(self.trials))
 
     def sha256(self) -> str:
         """A hash of the plan's content (not of its file's layout), for the manifest."""
@@ -86,6 +126,18 @@ class PlanFile:
 
     def trial_ids(self) -> list[str]:
         return [t.trial_id for t in self.trials]
+
+    def planned_ids(self) -> list[str]:
+        """The ids plan.json itself lists (what a resume must plan again)."""
+        own = self.trials[:self.fixed] if self.fixed is not None else self.trials
+        return [t.trial_id for t in own]
+
+    @property
+    def expected(self) -> int:
+        """Trials the run will have when it is done (adaptive: run_cap x replicas)."""
+        if self.adaptive is not None:
+            return self.adaptive.run_cap * self.adaptive.replicas
+        return len(self.trials)
 
     def __len__(self) -> int:
         return len(self.trials)

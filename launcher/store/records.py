@@ -15,11 +15,12 @@ from typing import Any
 
 from launcher.trial import TrialResult, TrialStatus
 
-# Which record wins when a trial has several: a success, then another final status,
-# then an infrastructure outcome; the latest among equals.
-_STATUS_RANK = {TrialStatus.SUCCEEDED: 3, TrialStatus.FAILED: 2, TrialStatus.TIMED_OUT: 2,
-                TrialStatus.OOM_KILLED: 2, TrialStatus.CANCELLED: 1, TrialStatus.LOST: 1,
-                TrialStatus.NOT_STARTED: 0}
+# Which record wins when a trial has several: a success, then another final status
+# (stopped early by hyperband is one), then an infrastructure outcome; the latest among
+# equals.
+_STATUS_RANK = {TrialStatus.SUCCEEDED: 3, TrialStatus.STOPPED: 2, TrialStatus.FAILED: 2,
+                TrialStatus.TIMED_OUT: 2, TrialStatus.OOM_KILLED: 2, TrialStatus.CANCELLED: 1,
+                TrialStatus.LOST: 1, TrialStatus.NOT_STARTED: 0}
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class TrialRecord:
     # The argv the container ran (``${envvar:NAME}`` left unexpanded: never a secret on
     # disk); the image's own entrypoint, when kept, is the item "<entrypoint>".
     argv: tuple[str, ...] | None = None
+    steps: int | None = None  # history lines the trial wrote (None: written before 0.2)
 
     @classmethod
     def of(cls, result: TrialResult, argv: list[str] | None = None) -> TrialRecord:
@@ -53,12 +55,13 @@ class TrialRecord:
                    dict(result.metrics), result.host, result.image_id, result.container_id,
                    result.attempt, result.queued_at, result.started_at, result.finished_at,
                    result.duration_s, dict(result.extra), result.outputs_truncated,
-                   tuple(argv) if argv is not None else None)
+                   tuple(argv) if argv is not None else None, len(result.history))
 
     @classmethod
     def from_json(cls, raw: Any) -> TrialRecord | None:
         """The record, or None when the line is not a valid record."""
-        if not isinstance(raw, dict) or not isinstance(raw.get("trial_id"), str):
+        if not isinstance(raw, dict) or not isinstance(raw.get("trial_id"), str) or \
+                "kind" in raw:  # another kind of line (launcher.store.asked)
             return None
         try:
             status = TrialStatus(str(raw.get("status")))
@@ -71,7 +74,7 @@ class TrialRecord:
                 int(raw.get("attempt") or 1), raw.get("queued_at"), raw.get("started_at"),
                 raw.get("finished_at"), _float(raw.get("duration_s")),
                 dict(raw.get("extra") or {}), raw.get("outputs_truncated") is True,
-                _argv(raw.get("argv")))
+                _argv(raw.get("argv")), _int(raw.get("steps")))
         except (TypeError, ValueError):
             return None
 
@@ -81,7 +84,7 @@ class TrialRecord:
                 "image_id": self.image_id, "container_id": self.container_id,
                 "attempt": self.attempt, "queued_at": self.queued_at,
                 "started_at": self.started_at, "finished_at": self.finished_at,
-                "duration_s": self.duration_s, "extra": self.extra,
+                "duration_s": self.duration_s, "extra": self.extra, "steps": self.steps,
                 **({"outputs_truncated": True} if self.outputs_truncated else {}),
                 **({"argv": list(self.argv)} if self.argv is not None else {})}
 
@@ -95,6 +98,10 @@ class TrialRecord:
 
 def _float(value: Any) -> float | None:
     return None if value is None else float(value)
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def _argv(value: Any) -> tuple[str, ...] | None:

@@ -13,15 +13,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from launcher.clock import now
 from launcher.errors import RunError
 from launcher.secrets import Masker
+from launcher.store.asked import AskedConfig, parse_asked
 from launcher.store.files import (
     append_line,
     atomic_write,
     extract_outputs,
+    read_json_objects,
     safe_trial_id,
     write_error,
 )
@@ -115,7 +117,11 @@ class RunDir:
         _write_json(self.path / MANIFEST, manifest.to_json())
 
     def plan(self) -> PlanFile:
-        return PlanFile.from_json(self._read_json(PLAN), self._where(PLAN))
+        """plan.json, and for an adaptive run the trials asked so far after its own."""
+        plan = PlanFile.from_json(self._read_json(PLAN), self._where(PLAN))
+        if plan.adaptive is None:
+            return plan
+        return plan.with_asked([t for a in self.asked() for t in a.planned()])
 
     def sweep_text(self) -> str:
         try:
@@ -180,15 +186,26 @@ class RunDir:
     # -- records ---------------------------------------------------------------------------
     def records(self) -> list[TrialRecord]:
         """Every complete record in order; a torn or damaged line is skipped."""
+        return list(parse_records(self._records_bytes()))
+
+    def _records_bytes(self) -> bytes:
         try:
-            data = (self.path / RECORDS).read_bytes()
+            return (self.path / RECORDS).read_bytes()
         except FileNotFoundError:
-            return []
-        return list(parse_records(data))
+            return b""
 
     def best(self) -> dict[str, TrialRecord]:
         """One record per trial (see :func:`best_records`)."""
         return best_records(self.records())
+
+    def asked(self) -> list[AskedConfig]:
+        """The configurations an adaptive search asked for, in order."""
+        return list(parse_asked(self._records_bytes()))
+
+    def ask(self, asked: AskedConfig) -> AskedConfig:
+        """Record an asked configuration durably, before any of its trials starts."""
+        append_line(self.path / RECORDS, asked.line())
+        return asked
 
     def has_record(self, trial_id: str) -> bool:
         return any(r.trial_id == trial_id for r in self.records())
@@ -247,6 +264,10 @@ class RunDir:
 
     def history_path(self, trial_id: str) -> Path:
         return self.path / "history" / f"{safe_trial_id(trial_id)}.jsonl"
+
+    def history(self, trial_id: str) -> list[dict[str, Any]]:
+        """A finished trial's history lines (empty when it wrote none)."""
+        return read_json_objects(self.history_path(trial_id))
 
     def outputs_path(self, trial_id: str) -> Path:
         return self.path / "outputs" / safe_trial_id(trial_id)

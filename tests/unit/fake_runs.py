@@ -79,9 +79,10 @@ def make_run(root: Path, run_id: str, trials: list[dict[str, Any]], *, sweep: st
 def _record(t: dict[str, Any]) -> TrialRecord:
     start = float(t.get("started", 0.0))
     end = start + float(t.get("duration", 1.0))
-    return TrialRecord(t["trial_id"], TrialStatus(t.get("status", "succeeded")), "", 0,
-                       t.get("metrics", {}), t.get("host", "local"), t.get("image", IMAGE),
-                       "c" * 12, 1, _stamp(0.0), _stamp(start), _stamp(end), end - start)
+    return TrialRecord(t["trial_id"], TrialStatus(t.get("status", "succeeded")),
+                       t.get("reason", ""), 0, t.get("metrics", {}), t.get("host", "local"),
+                       t.get("image", IMAGE), "c" * 12, 1, _stamp(0.0), _stamp(start),
+                       _stamp(end), end - start, steps=len(t.get("history", [])))
 
 
 def _write_files(run: RunDir, t: dict[str, Any]) -> None:

@@ -138,7 +138,7 @@ def test_hosts_file_replaces_the_file_hosts(tmp_path: Path) -> None:
     ("parameters: {x: 1}\ntimeout: -5s\n", 2, "duration"),
     ("parameters: {x: 1}\ntimeout: soon\n", 2, "duration"),
     ("parameters: {x: 1}\nreplicas: many\n", 2, "must be an integer"),
-    ("method: bayes\nparameters: {x: 1}\n", 1, "not supported yet"),
+    ("method: bayes\nparameters: {x: 1}\n", 1, "needs run_cap"),
     ("method: random\nparameters: {x: 1}\n", 1, "needs run_cap"),
     ("parameters:\n  lr: {distribution: uniform, min: 0, max: 1}\n", 2,
      "cannot enumerate the continuous distribution uniform"),

@@ -57,9 +57,9 @@ def test_what_wandb_accepts_is_accepted_with_warnings_for_service_keys(tmp_path:
     assert abs(sum(spec.parameters[1].probabilities) - 1.0) < 1e-15  # renormalised
     assert spec.metric is not None and spec.metric.target == 0.1
     assert spec.metric.impute == "best" and spec.metric.impute_while_running == "latest"
-    for key in ("controller", "apiVersion", "kind", "job", "image_uri", "project", "entity",
-                "early_terminate"):
+    for key in ("controller", "apiVersion", "kind", "job", "image_uri", "project", "entity"):
         assert any(f"'{key}' has no effect here" in w for w in spec.warnings), key
+    assert spec.early_terminate is not None and spec.early_terminate.bands()[:3] == (3, 6, 12)
 
 
 @pytest.mark.parametrize(("text", "line", "words"), [

@@ -86,10 +86,15 @@ def documented_difference(config: dict[str, Any]) -> str | None:
     method, params = config.get("method"), config.get("parameters")
     if "method" not in config:
         return "method defaults to grid"
-    if method in ("bayes", "custom"):
-        return f"method {method} is not supported yet"
-    if method == "random" and "run_cap" not in config:
-        return "random search needs run_cap"
+    if method == "custom":
+        return "method custom is not supported yet"
+    if method in ("random", "bayes") and "run_cap" not in config:
+        return f"{method} search needs run_cap"
+    if method == "bayes" and "metric" not in config:
+        return "bayes search needs metric (W&B fails only when it suggests)"
+    reason = _early_terminate_difference(config)
+    if reason:
+        return reason
     if "parameters" not in config:
         return "parameters may be left out (a sweep of replicas only)"
     if "scheduler" in config or "metrics" in config:
@@ -101,6 +106,29 @@ def documented_difference(config: dict[str, Any]) -> str | None:
         if reason:
             return reason
     return None
+
+
+def _early_terminate_difference(config: dict[str, Any]) -> str | None:
+    """Hyperband settings W&B's schema accepts and its engine fails on when it stops runs."""
+    rule = config.get("early_terminate")
+    if not isinstance(rule, dict) or rule.get("type") != "hyperband":
+        return None
+    if "metric" not in config:
+        return "early_terminate needs metric (W&B fails only when it stops runs)"
+    if "max_iter" in rule and "s" not in rule:
+        return "max_iter without s (W&B's engine raises KeyError)"
+    s = rule.get("s")
+    if isinstance(s, float) and not s.is_integer():
+        return "a fractional s (W&B's engine fails on range(s))"
+    from launcher.wandb_keys import Hyperband
+
+    try:
+        bands = Hyperband(eta=float(rule.get("eta", 3)), min_iter=rule.get("min_iter"),
+                          max_iter=rule.get("max_iter"),
+                          s=int(s) if isinstance(s, int | float) else None).bands()
+    except (TypeError, ValueError, ZeroDivisionError, OverflowError):
+        return None  # the schema's own checks decide
+    return None if bands else "hyperband without a band (W&B raises when it stops runs)"
 
 
 def _leaf_difference(leaf: Any, nested: bool) -> str | None:

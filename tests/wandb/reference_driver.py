@@ -12,6 +12,10 @@ stdin: a JSON list of jobs; stdout: a JSON list of answers, one per job.
         -> {"results": [{"path", "test", "p", "types_wandb", "types_ours"}, ...]}
            n random draws from W&B's engine, compared with ours per parameter:
            chi-square (discrete values) or two-sample KS (continuous)
+    {"op": "hyperband", "config": {...}, "runs": [{"name", "state", "history": [...]}]}
+        -> {"stop": [name, ...]}: the runs W&B's current hyperband rule stops
+           (tests/fixtures/wandb/sweeps-hyperband_stopping.py.txt, run here on 0.2.0's
+           SweepRun with the current schema's defaults: eta 3, strict true)
 """
 
 from __future__ import annotations
@@ -21,16 +25,21 @@ import math
 import random
 import sys
 from collections import Counter
+from copy import deepcopy
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.stats as stats
-from sweeps import SweepConfig
+from sweeps import RunState, SweepConfig, SweepRun
+from sweeps.config.schema import fill_validate_metric
 from sweeps.grid_search import grid_search_next_runs
 from sweeps.params import HyperParameter, HyperParameterSet
 from sweeps.random_search import random_search_next_runs
 
 GRID_LIMIT = 20_000
+CURRENT_HYPERBAND = (Path(__file__).resolve().parents[1] / "fixtures" / "wandb"
+                     / "sweeps-hyperband_stopping.py.txt")
 CONTINUOUS = {HyperParameter.UNIFORM, HyperParameter.LOG_UNIFORM_V1,
               HyperParameter.LOG_UNIFORM_V2, HyperParameter.INV_LOG_UNIFORM_V1,
               HyperParameter.INV_LOG_UNIFORM_V2, HyperParameter.NORMAL,
@@ -133,11 +142,50 @@ def chi2(a: list[Any], b: list[Any]) -> float:
     return float(stats.chi2_contingency(np.array(rows).T)[1])
 
 
+def current_hyperband() -> Any:
+    """W&B's current hyperband_stop_runs, its package imports served by 0.2.0 and the
+    current schema's hyperband defaults (0.2.0's schema has no ``strict``)."""
+    source = CURRENT_HYPERBAND.read_text()
+    for line in ("from .config import SweepConfig, fill_validate_early_terminate\n",
+                 "from .config.schema import dereferenced_sweep_config_jsonschema, "
+                 "fill_validate_metric\n", "from .run import RunState, SweepRun\n"):
+        assert line in source, line
+        source = source.replace(line, "")
+    keys = ("type", "max_iter", "min_iter", "s", "eta", "strict")
+    properties: dict[str, Any] = {k: {} for k in keys}
+
+    def fill_validate_early_terminate(config: dict[str, Any]) -> dict[str, Any]:
+        config = deepcopy(config)
+        config["early_terminate"] = {"eta": 3, "strict": True, **config["early_terminate"]}
+        return config
+
+    namespace: dict[str, Any] = {
+        "__name__": "current_hyperband", "SweepConfig": SweepConfig, "RunState": RunState,
+        "SweepRun": SweepRun, "fill_validate_metric": fill_validate_metric,
+        "fill_validate_early_terminate": fill_validate_early_terminate,
+        "dereferenced_sweep_config_jsonschema": {"definitions": {"hyperband_stopping": {
+            "properties": properties}}}}
+    exec(compile(source, str(CURRENT_HYPERBAND), "exec"), namespace)
+    return namespace["hyperband_stop_runs"]
+
+
+def hyperband(job: dict[str, Any], stop_runs: Any) -> dict[str, Any]:
+    runs = [SweepRun(name=r["name"], state=RunState(r["state"]),
+                     history=[{job["config"]["metric"]["name"]: v} if v is not None else {}
+                              for v in r["history"]]) for r in job["runs"]]
+    return {"stop": [r.name for r in stop_runs(runs, job["config"])]}
+
+
 def main() -> None:
     jobs = json.load(sys.stdin)
     answers = []
+    stop_runs = None
     for job in jobs:
-        answers.append(verdict(job["config"]) if job["op"] == "verdict" else marginals(job))
+        if job["op"] == "hyperband":
+            stop_runs = stop_runs or current_hyperband()
+            answers.append(hyperband(job, stop_runs))
+        else:
+            answers.append(verdict(job["config"]) if job["op"] == "verdict" else marginals(job))
     json.dump(answers, sys.stdout)
 
 
