@@ -134,9 +134,12 @@ def test_a_stop_from_outside_is_lost_and_a_launchers_stop_keeps_its_reason() -> 
         assert verdict("/happy_fox", code).status is LOST
     assert verdict("/launcher-cancelled-abc", 143).status is CANCELLED
     assert verdict("/launcher-timed_out-abc", 137).status is TrialStatus.TIMED_OUT
+    # hyperband's stop, left by a launcher that died before recording it
+    assert verdict("/launcher-stopped-abc", 143).status is TrialStatus.STOPPED
     assert verdict("/happy_fox", 137, oom=True).status is TrialStatus.OOM_KILLED
     assert verdict("/happy_fox", 1).status is TrialStatus.FAILED
     assert stop_mark("/launcher-cancelled-0123") is CANCELLED and stop_mark("/x") is None
+    assert stop_mark("/launcher-stopped-0123") is TrialStatus.STOPPED
 
 
 # -- what changed in a sweep -----------------------------------------------------------------
