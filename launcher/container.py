@@ -220,7 +220,11 @@ def adopt_trial(api: docker.APIClient, container: dict[str, Any], trial: Trial,
         left = None
         if settings.timeout is not None:
             left = max(0.0, settings.timeout - seconds_since_docker(state.get("StartedAt")))
+        # Its whole history so far, then the new lines: early termination judges it too.
+        follower = follow(api, cid, running.on_history) if running.on_history else None
         exit_code = _wait(api, cid, settings, result, left)
+        if follower is not None:
+            follower.join(FOLLOW_GRACE)
         finished = api.inspect_container(cid)["State"]
         result.finished_at = from_docker(finished.get("FinishedAt"))
         result.duration_s = round(seconds_since_docker(state.get("StartedAt"))

@@ -306,7 +306,11 @@ class DockerBackend(Backend):
         chosen, unwanted = self._find_leftovers(trials, set(recorded))
         each(lambda sc: _remove(sc[0].host.client.api, sc[1]["Id"]), unwanted)
         for trial_id, (slot, container) in chosen.items():
-            running = Running(slot.host.client.api, container_id=container["Id"])
+            running = Running(slot.host.client.api, container_id=container["Id"],
+                              attempt=attempt_of(container))
+            if self._run.on_history is not None:
+                running.on_history = functools.partial(self._run.on_history, trial_id,
+                                                       running.attempt)
             with self._lock:
                 slot.inflight[trial_id] = running
             self._placement.started(slot.index)

@@ -134,6 +134,35 @@ def test_kill_9_in_a_bayes_hyperband_sweep_then_resume(tmp_path: Path) -> None:
     assert_nothing_left(RunDir(run_path).run_id)
 
 
+def test_a_trial_adopted_on_resume_is_judged_by_hyperband(tmp_path: Path) -> None:
+    """The launcher dies (kill -9) just after the 4th trial's container starts and before
+    that trial reaches its first band: the resumed launcher adopts the container, follows
+    its lines and stops it at the band (it is far worse than the three finished ones)."""
+    sweep = f"hbadopt{time.time_ns() % 10**6}"
+    path = write_sweep(tmp_path, {
+        "method": "grid", "max_parallel": 1,
+        "metric": {"name": "loss", "goal": "minimize"},
+        "command": ["python3", "/app/experiments/objective.py", "--steps=4", "--sleep=1.5",
+                    "--noise=0", "--metric=loss", "${args}"],
+        # each of the first three better than the ones before (none is stopped), then a bad one
+        "parameters": {"x1": {"values": [3.0, 3.2, 3.1416, -5.0]}, "x2": {"value": 2.275}},
+        "early_terminate": {"type": "hyperband", "min_iter": 2, "eta": 2}}, name=sweep)
+    proc = launch_process(str(path), "--quiet")
+    run_path = _wait_for(lambda: next((tmp_path / "results" / sweep).glob("*"), None))
+    started = run_path / "started.jsonl"
+    _wait_for(lambda: started.exists() and len(started.read_text().splitlines()) >= 4, 180)
+    proc.send_signal(signal.SIGKILL)  # the 4th trial's first band is >= 3 s away
+    proc.wait()
+    before = attempts(run_path)
+    assert len(before) == 3 and {r["status"] for r in before} == {"succeeded"}
+    resumed = launch("resume", str(run_path), "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    last = attempts(run_path)[3:]
+    assert len(last) == 1 and last[0]["status"] == "stopped", last
+    assert last[0]["reason"].startswith("stopped early by hyperband"), last[0]["reason"]
+    assert_nothing_left(RunDir(run_path).run_id)
+
+
 def test_metric_target_ends_a_bayes_sweep_early_with_exit_zero(tmp_path: Path) -> None:
     path = write_sweep(tmp_path, {
         "method": "bayes", "run_cap": 30, "max_parallel": 2,
