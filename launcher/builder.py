@@ -205,6 +205,11 @@ def build_failed(lines: list[str], request: BuildRequest) -> ImageError:
     """A failed build as one line with advice; the whole log rides along."""
     text = "\n".join(lines)
     missing = re.search(r"No matching distribution found for (\S+)", text)
+    if missing and request.network == "none" and ".wheelhouse" not in request.dockerfile_text:
+        # pip looked for the package index, not at the wheels the launcher supplied
+        return ImageError(f"the image build could not download {missing.group(1)}: pip looked for a package "
+                          "index, and the Dockerfile does not install from .wheelhouse/",
+                          build_log=text, hint=_offline_advice(request))
     if missing:
         return ImageError(f"the image build needs {missing.group(1)}, which is not in the "
                           "wheelhouse", build_log=text,
@@ -215,16 +220,20 @@ def build_failed(lines: list[str], request: BuildRequest) -> ImageError:
                       hint=_advice(text, request))
 
 
+def _offline_advice(request: BuildRequest) -> str:
+    if ".wheelhouse" not in request.dockerfile_text:
+        return ("the build has no network, and the launcher put the wheels of "
+                f"{request.requirements_hint} into .wheelhouse/ of the context: COPY it "
+                "and `pip install --no-index --find-links` from it (as the Dockerfile of "
+                "`launch init` does), or set image.build.network: default")
+    return ("the build has no network (image.build.network: none, the default when the "
+            "launcher supplies the wheels); set image.build.network: default if the "
+            "Dockerfile must download something")
+
+
 def _advice(text: str, request: BuildRequest) -> str:
     if request.network == "none" and _NO_NETWORK.search(text):
-        if ".wheelhouse" not in request.dockerfile_text:
-            return ("the build has no network, and the launcher put the wheels of "
-                    f"{request.requirements_hint} into .wheelhouse/ of the context: COPY it "
-                    "and `pip install --no-index --find-links` from it (as the Dockerfile of "
-                    "`launch init` does), or set image.build.network: default")
-        return ("the build has no network (image.build.network: none, the default when the "
-                "launcher supplies the wheels); set image.build.network: default if the "
-                "Dockerfile must download something")
+        return _offline_advice(request)
     if "externally-managed-environment" in text:
         return ("this base's Python refuses system-wide installs (PEP 668): install into a "
                 "venv (RUN python3 -m venv /opt/venv, then /opt/venv/bin/pip install ...), as "

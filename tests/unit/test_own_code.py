@@ -125,8 +125,15 @@ def test_build_errors_give_advice() -> None:
                            request(dockerfile_text="FROM a\nRUN <<EOT\necho hi\nEOT\n"))
     assert "heredocs" in str(heredoc) and "Docker 23" in str(heredoc)
     missing = build_failed(["No matching distribution found for left-pad"],
-                           request(requirements_hint="reqs/prod.txt"))
+                           request(requirements_hint="reqs/prod.txt",
+                                   dockerfile_text="COPY .wheelhouse /w\n"))
     assert "needs left-pad" in str(missing) and "reqs/prod.txt" in str(missing)
+    # a plain `pip install -r requirements.txt` with no network: the wheelhouse is unused
+    unused = build_failed(["No matching distribution found for numpy"],
+                          request(requirements_hint="requirements.txt",
+                                  dockerfile_text="RUN pip install -r requirements.txt\n"))
+    assert "could not download numpy" in str(unused) and "not in the wheelhouse" not in str(unused)
+    assert "wheels of requirements.txt into .wheelhouse/" in str(unused)
 
 
 # -- the runtime of a trial ---------------------------------------------------------------
