@@ -207,8 +207,9 @@ def build_failed(lines: list[str], request: BuildRequest) -> ImageError:
     missing = re.search(r"No matching distribution found for (\S+)", text)
     if missing and request.network == "none" and ".wheelhouse" not in request.dockerfile_text:
         # pip looked for the package index, not at the wheels the launcher supplied
-        return ImageError(f"the image build could not download {missing.group(1)}: pip looked for a package "
-                          "index, and the Dockerfile does not install from .wheelhouse/",
+        return ImageError(f"the image build could not download {missing.group(1)}: pip looked "
+                          "for a package index, and the Dockerfile does not install from "
+                          ".wheelhouse/",
                           build_log=text, hint=_offline_advice(request))
     if missing:
         return ImageError(f"the image build needs {missing.group(1)}, which is not in the "
