@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +17,34 @@ ROOT = Path(__file__).resolve().parent.parent
 TEST_HOSTS = Path("/run/launcher-test-hosts")
 PROBE = ["python3", "/app/experiments/probe.py", "${args}"]
 FAST_TRAIN = {"epochs": {"value": 1}, "samples": {"value": 300}, "hidden": {"value": 8}}
+
+
+def launch(*args: str, timeout: float = 600, env: dict[str, str] | None = None,
+           cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """`launch ARGS` in a fresh process (CI unset, so it behaves as on a terminal-less
+    user machine); ``env`` adds to the environment."""
+    return subprocess.run([sys.executable, "-m", "launcher", *args], cwd=cwd or ROOT,
+                          text=True, capture_output=True, timeout=timeout,
+                          env={**os.environ, "CI": "", **(env or {})})
+
+
+def launch_process(*args: str, env: dict[str, str] | None = None,
+                   cwd: Path | None = None) -> subprocess.Popen[str]:
+    """`launch ARGS` started in the background, its output piped."""
+    return subprocess.Popen([sys.executable, "-m", "launcher", *args], cwd=cwd or ROOT,
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "CI": "", **(env or {})})
+
+
+def wait_until(condition: Callable[[], Any], seconds: float = 120.0, what: str = "") -> Any:
+    """Poll ``condition`` until it is truthy (bounded); return its value."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"waited {seconds:g}s in vain{': ' + what if what else ''}")
 
 
 def write_sweep(folder: Path, body: dict[str, Any], name: str = "t") -> Path:

@@ -4,10 +4,7 @@ with their timing, and what the run directory and the engines hold afterwards.""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -18,7 +15,7 @@ import pandas as pd
 
 from launcher.store import RunDir, RunState
 from tests.engines import ScratchEngine
-from tests.support import ROOT, records
+from tests.support import launch_process, records, wait_until
 
 
 class Launcher:
@@ -26,9 +23,7 @@ class Launcher:
 
     def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
         self.args = args
-        self.proc = subprocess.Popen([sys.executable, "-m", "launcher", *args], cwd=ROOT,
-                                     text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     env={**os.environ, "CI": "", **(env or {})})
+        self.proc = launch_process(*args, env=env)
         self.out: list[str] = []
         self.err: list[str] = []
         self._readers = [threading.Thread(target=self._read, args=(stream, lines), daemon=True)
@@ -78,23 +73,6 @@ class Launcher:
     @property
     def stdout(self) -> str:
         return "".join(self.out)
-
-
-def launch(*args: str, timeout: float = 600,
-           env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "launcher", *args], cwd=ROOT, text=True,
-                          capture_output=True, timeout=timeout,
-                          env={**os.environ, "CI": "", **(env or {})})
-
-
-def wait_until(condition: Any, seconds: float = 120.0, what: str = "") -> Any:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"waited {seconds:g}s in vain{': ' + what if what else ''}")
 
 
 def the_run(results: Path, sweep: str) -> RunDir:

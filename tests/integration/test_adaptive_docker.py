@@ -22,8 +22,16 @@ import pytest
 from launcher.api import run_sweep
 from launcher.overrides import Overrides
 from launcher.store import RunDir
-from tests.integration.test_resilience import StartCounter, _wait_for, launch, launch_process
-from tests.support import ROOT, assert_nothing_left, hosts_entries, write_sweep
+from tests.integration.test_resilience import StartCounter
+from tests.support import (
+    ROOT,
+    assert_nothing_left,
+    hosts_entries,
+    launch,
+    launch_process,
+    wait_until,
+    write_sweep,
+)
 
 pytestmark = pytest.mark.docker
 FIXTURES = ROOT / "tests" / "fixtures" / "wandb"
@@ -107,8 +115,8 @@ def test_kill_9_in_a_bayes_hyperband_sweep_then_resume(tmp_path: Path) -> None:
     counter = StartCounter(sweep)
     try:
         proc = launch_process(str(path), "--quiet")
-        run_path = _wait_for(lambda: next((tmp_path / "results" / sweep).glob("*"), None))
-        _wait_for(lambda: len(attempts(run_path)) >= 4 if (run_path / "trials.jsonl").exists()
+        run_path = wait_until(lambda: next((tmp_path / "results" / sweep).glob("*"), None))
+        wait_until(lambda: len(attempts(run_path)) >= 4 if (run_path / "trials.jsonl").exists()
                   else False, 180)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -148,9 +156,9 @@ def test_a_trial_adopted_on_resume_is_judged_by_hyperband(tmp_path: Path) -> Non
         "parameters": {"x1": {"values": [3.0, 3.2, 3.1416, -5.0]}, "x2": {"value": 2.275}},
         "early_terminate": {"type": "hyperband", "min_iter": 2, "eta": 2}}, name=sweep)
     proc = launch_process(str(path), "--quiet")
-    run_path = _wait_for(lambda: next((tmp_path / "results" / sweep).glob("*"), None))
+    run_path = wait_until(lambda: next((tmp_path / "results" / sweep).glob("*"), None))
     started = run_path / "started.jsonl"
-    _wait_for(lambda: started.exists() and len(started.read_text().splitlines()) >= 4, 180)
+    wait_until(lambda: started.exists() and len(started.read_text().splitlines()) >= 4, 180)
     proc.send_signal(signal.SIGKILL)  # the 4th trial's first band is >= 3 s away
     proc.wait()
     before = attempts(run_path)

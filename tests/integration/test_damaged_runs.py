@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests.engines import ScratchEngine
-from tests.integration.faults import launch, nothing_left, succeeded_once_each, the_run
-from tests.support import probe_sweep
+from tests.integration.faults import nothing_left, succeeded_once_each, the_run
+from tests.support import launch, probe_sweep
 
 pytestmark = [pytest.mark.docker, pytest.mark.engines]
 

@@ -18,7 +18,6 @@ from launcher.store import RunState
 from tests.engines import ScratchEngine
 from tests.integration.faults import (
     Launcher,
-    launch,
     nothing_left,
     record_statuses,
     running_containers,
@@ -26,9 +25,8 @@ from tests.integration.faults import (
     statuses,
     succeeded_once_each,
     the_run,
-    wait_until,
 )
-from tests.support import probe_sweep, records
+from tests.support import launch, probe_sweep, records, wait_until
 
 pytestmark = [pytest.mark.docker, pytest.mark.engines]
 SLEEPY = ["python3", "/app/experiments/probe.py", "--probe-sleep=${envvar:SLEEP}", "${args}"]

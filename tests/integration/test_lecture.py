@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,15 @@ import pandas as pd
 import pytest
 
 from launcher.store import RunDir, RunState
-from tests.support import FAST_TRAIN, ROOT, assert_nothing_left, engine_clients, records
+from tests import support
+from tests.support import (
+    FAST_TRAIN,
+    ROOT,
+    assert_nothing_left,
+    engine_clients,
+    records,
+    wait_until,
+)
 
 pytestmark = pytest.mark.docker
 METRIC = {"name": "val_acc", "goal": "maximize"}
@@ -61,27 +68,13 @@ def slow_training(folder: Path, **keys: Any) -> Path:
 
 def launch(*args: str, cwd: Path = ROOT, sleep: str = "0", fast: str = "0",
            timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "launcher", *args], cwd=cwd, text=True,
-                          capture_output=True, timeout=timeout,
-                          env={**os.environ, "CI": "", "SLEEP": sleep, "FAST": fast,
-                               "COLUMNS": "120"})
+    return support.launch(*args, cwd=cwd, timeout=timeout,
+                          env={"SLEEP": sleep, "FAST": fast, "COLUMNS": "120"})
 
 
 def launch_process(*args: str, sleep: str = "30", fast: str = "0",
                    cwd: Path = ROOT) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "launcher", *args], cwd=cwd, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, "CI": "", "SLEEP": sleep, "FAST": fast})
-
-
-def wait_for(condition: Callable[[], Any], seconds: float = 120.0) -> Any:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"waited {seconds:g}s in vain")
+    return support.launch_process(*args, cwd=cwd, env={"SLEEP": sleep, "FAST": fast})
 
 
 def running_containers(results: Path, count: int) -> Path | None:
@@ -130,7 +123,7 @@ def test_ctrl_c_during_scale_stops_the_study_and_resume_continues_it(tmp_path: P
     # replica 0 is fast: N=1 finishes at once; N=3's other replicas sleep, so Ctrl-C
     # lands in the second size
     proc = launch_process("scale", str(path), "--replicas", "1,3", sleep="60", fast="1")
-    wait_for(lambda: running_containers(results, 3) and
+    wait_until(lambda: running_containers(results, 3) and
              len(list(results.glob("scaled/2*"))) == 2, 180)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
@@ -154,7 +147,7 @@ def test_ctrl_c_during_scale_stops_the_study_and_resume_continues_it(tmp_path: P
 def test_double_ctrl_c_then_resume_reruns_the_stopped_trial(tmp_path: Path) -> None:
     path = slow_sweep(tmp_path / "d", 2, name="double")
     proc = launch_process(str(path), "--quiet", sleep="60")
-    run_path = wait_for(lambda: running_containers(tmp_path / "results", 2))
+    run_path = wait_until(lambda: running_containers(tmp_path / "results", 2))
     time.sleep(1.0)  # both containers are in their sleep
     proc.send_signal(signal.SIGINT)  # the launcher stops both containers (2 s each)...
     time.sleep(0.7)
@@ -225,7 +218,7 @@ def test_status_watch_and_logs_follow_on_a_running_then_stopped_run(tmp_path: Pa
     path = slow_sweep(tmp_path / "w", 4, name="watched", max_parallel=2)
     results = tmp_path / "results"
     proc = launch_process(str(path), "--quiet", sleep="12")  # long enough on a busy machine
-    run_path = wait_for(lambda: running_containers(results, 2))
+    run_path = wait_until(lambda: running_containers(results, 2))
     status = json.loads(launch("status", str(run_path), "--json").stdout)
     assert status["state"] == "running" and len(status["running"]) == 2
     assert {r["host"] for r in status["running"]} == {"local"}
@@ -235,7 +228,7 @@ def test_status_watch_and_logs_follow_on_a_running_then_stopped_run(tmp_path: Pa
     reporter = subprocess.Popen([sys.executable, "-m", "launcher", "report", str(run_path)],
                                 text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     page = run_path / "report.html"
-    wait_for(lambda: page.exists() and 'http-equiv="refresh"' in page.read_text(), 60)
+    wait_until(lambda: page.exists() and 'http-equiv="refresh"' in page.read_text(), 60)
     following = launch("logs", str(run_path), status["running"][0]["trial_id"], "-f")
     assert following.returncode == 0 and "following trial" in following.stderr
     proc.communicate(timeout=120)
@@ -253,7 +246,7 @@ def test_status_watch_and_logs_follow_on_a_running_then_stopped_run(tmp_path: Pa
 def test_logs_follow_of_a_trial_that_never_ran_in_a_stopped_run(tmp_path: Path) -> None:
     path = slow_sweep(tmp_path / "l", 3, name="stopped", max_parallel=1, stop_grace="1s")
     proc = launch_process(str(path), "--quiet", sleep="30")
-    run_path = wait_for(lambda: running_containers(tmp_path / "results", 1))
+    run_path = wait_until(lambda: running_containers(tmp_path / "results", 1))
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=60)
     df = pd.read_parquet(run_path / "results.parquet")

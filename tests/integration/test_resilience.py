@@ -22,20 +22,18 @@ import pytest
 from launcher.api import run_sweep
 from launcher.store import Manifest, RunDir, RunState
 from tests.engines import ScratchEngine
-from tests.support import ROOT, assert_nothing_left, engine_clients, probe_sweep, records
+from tests.support import (
+    ROOT,
+    assert_nothing_left,
+    engine_clients,
+    launch,
+    launch_process,
+    probe_sweep,
+    records,
+    wait_until,
+)
 
 pytestmark = pytest.mark.docker
-
-
-def launch_process(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "launcher", *args], cwd=ROOT, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, "CI": ""})
-
-
-def launch(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "launcher", *args], cwd=ROOT, text=True,
-                          capture_output=True, timeout=timeout, env={**os.environ, "CI": ""})
 
 
 class StartCounter:
@@ -80,17 +78,6 @@ def _progressed(proc: subprocess.Popen[str], run_path: Path, before: int) -> boo
     return proc.poll() is not None or _recorded(run_path) > before
 
 
-def _wait_for(condition: Any, seconds: float = 120.0) -> Any:
-    """Poll ``condition`` until it is truthy (bounded); return its value."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"waited {seconds:g}s in vain")
-
-
 def iso_to_unix(text: str) -> float:
     return pd.Timestamp(text).timestamp()
 
@@ -107,10 +94,10 @@ def test_sigkill_at_random_points_then_resume_loses_and_repeats_nothing(tmp_path
     kills = 0
     try:
         proc = launch_process(str(path), "--quiet", *hosts)
-        run_path = _wait_for(lambda: next((tmp_path / "results" / sweep).glob("*"), None))
+        run_path = wait_until(lambda: next((tmp_path / "results" / sweep).glob("*"), None))
         while kills < 12:
             # a random point while trials run: after the next record, plus up to a second
-            _wait_for(functools.partial(_progressed, proc, run_path, _recorded(run_path)))
+            wait_until(functools.partial(_progressed, proc, run_path, _recorded(run_path)))
             time.sleep(rng.uniform(0.0, 1.0))
             if proc.poll() is not None:
                 break

@@ -14,13 +14,11 @@ from launcher.image import BuiltImage
 from tests.engines import ScratchEngine
 from tests.integration.faults import (
     Launcher,
-    launch,
     nothing_left,
     succeeded_once_each,
     the_run,
-    wait_until,
 )
-from tests.support import probe_sweep, records
+from tests.support import launch, probe_sweep, records, wait_until
 
 pytestmark = [pytest.mark.docker, pytest.mark.engines]
 BASE = "launcher-base:python3.11-bookworm"
