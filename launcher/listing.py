@@ -172,7 +172,8 @@ def run_status(run: str | Path, results_root: str | Path = RESULTS_ROOT) -> RunS
         len(trials), counts, int((~final).sum()), int((~final | status.isin(RETRY)).sum()),
         tuple(run_dir.running()) if state is RunState.RUNNING else (), manifest.slots,
         per_host_table(done), _moment(starts.min()), _moment(ends.max()),
-        best_text(trials, metric), early, _asked(run_dir, run_dir.plan()))
+        best_text(trials, metric), early,
+        _asked(run_dir.plan()) if manifest.method == "bayes" else "")
 
 
 def best_text(trials: pd.DataFrame, metric: MetricRecord | None) -> str:
@@ -198,12 +199,13 @@ def _early(records: list[TrialRecord]) -> str:
     return f"early termination: {savings.text()}" if savings else ""
 
 
-def _asked(run_dir: RunDir, plan: PlanFile) -> str:
+def _asked(plan: PlanFile) -> str:
+    """An adaptive run's progress: its plan holds the asked trials, replicas each."""
     if plan.adaptive is None:
         return ""
     a = plan.adaptive
-    return (f"{a.method} ({a.sampler}): {len(run_dir.asked())} of {a.run_cap} configurations "
-            "asked so far")
+    asked = (len(plan) - len(plan.planned_ids())) // max(1, a.replicas)
+    return f"{a.method} ({a.sampler}): {asked} of {a.run_cap} configurations asked so far"
 
 
 # What `launch resume` leaves alone (a final status), and what --retry-failed reruns:
