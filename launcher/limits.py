@@ -34,11 +34,13 @@ def raise_open_files_limit() -> int:
 
 
 def files_needed(slots: Iterable[int], *, concurrent_trials: int = 0,
-                 outputs: bool = False) -> int:
-    """Open files a run needs: every host's pool (its slots plus PER_HOST), and a spool
-    file per running trial when outputs are copied back."""
-    return BASE_FILES + sum(s + PER_HOST for s in slots) + (concurrent_trials if outputs
-                                                             else 0)
+                 outputs: bool = False, live_lines: bool = False) -> int:
+    """Open files a run needs: every host's pool (its slots plus PER_HOST; two
+    connections per slot when trials' lines are followed live, for early termination),
+    and a spool file per running trial when outputs are copied back."""
+    per_slot = 2 if live_lines else 1
+    return BASE_FILES + sum(per_slot * s + PER_HOST for s in slots) + (
+        concurrent_trials if outputs else 0)
 
 
 def check_open_files(needed: int, what: str) -> None:

@@ -95,7 +95,8 @@ class DockerBackend(Backend):
             check_resources_fit(hosts, spec)
             slots = [h.slots for h in hosts] + [1]  # and the build engine
             check_open_files(files_needed(slots, concurrent_trials=min(
-                spec.max_parallel or sum(slots), sum(slots)), outputs=spec.outputs),
+                spec.max_parallel or sum(slots), sum(slots)), outputs=spec.outputs,
+                live_lines=spec.early_terminate is not None),
                 f"a run over {len(hosts)} hosts with {sum(slots) - 1} slots")
             builder = next((h for h in hosts if h.spec.url == "local"), None) \
                 or connect_local(cpus_per_trial=spec.resources.cpus, required=False) \

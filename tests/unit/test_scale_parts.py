@@ -91,6 +91,7 @@ def test_open_files_need_grows_with_slots_and_is_refused_in_one_line(
     assert files_needed([2] * 50) < files_needed([4] * 50)
     assert files_needed([2], concurrent_trials=2, outputs=True) == \
         files_needed([2]) + 2
+    assert files_needed([2], live_lines=True) == files_needed([2]) + 2  # a stream per slot
     monkeypatch.setattr("launcher.limits.raise_open_files_limit", lambda: 256)
     check_open_files(200, "a small run")
     with pytest.raises(ResourceError) as info:
