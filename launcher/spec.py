@@ -209,7 +209,9 @@ def _method(reader: Reader, data: dict[str, Any]) -> dict[str, Any]:
         run_cap = reader.integer(raw, ("run_cap",), minimum=1)
     elif method in ("random", "bayes"):
         what = "samples" if method == "random" else "configurations to try"
-        raise reader.error(("method",), f"method {method!r} needs run_cap (how many {what})")
+        raise reader.error(("method",), f"method {method!r} needs run_cap (how many {what})",
+                           hint="add `run_cap: N` to the sweep file or pass --set run_cap=N; "
+                           "W&B runs until stopped")
     metric = parse_metric(reader, data["metric"]) if "metric" in data else None
     if method == "bayes" and metric is None:
         raise reader.error(("method",), "method 'bayes' needs `metric` (what to optimise)",
